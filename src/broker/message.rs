@@ -1,0 +1,260 @@
+//! The message object and its wire encodings, each built at most once per message.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+pub const MAX_TAGS: usize = 10;
+pub const MAX_TITLE_CHARS: usize = 256;
+pub const DEFAULT_PRIORITY: u8 = 3;
+
+/// The message object of the contract (ntfy-compatible field names).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Message {
+    pub id: String,
+    pub time: i64,
+    pub event: &'static str,
+    pub topic: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub priority: u8,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    pub expires: i64,
+    /// Position in the global order; assigned by the writer, never sent.
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+/// The ways a message can be written to a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Sse,
+    Ws,
+    Json,
+    Raw,
+}
+
+impl Transport {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sse" => Some(Self::Sse),
+            "ws" => Some(Self::Ws),
+            "json" => Some(Self::Json),
+            "raw" => Some(Self::Raw),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sse => "sse",
+            Self::Ws => "ws",
+            Self::Json => "json",
+            Self::Raw => "raw",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Sse => "text/event-stream",
+            Self::Json => "application/x-ndjson",
+            Self::Raw => "text/plain; charset=utf-8",
+            Self::Ws => "application/json",
+        }
+    }
+}
+
+/// A stored message shared by every subscriber of its topic: the JSON is encoded once,
+/// and each transport's frame is built the first time a subscriber needs it.
+#[derive(Debug)]
+pub struct Envelope {
+    pub message: Message,
+    pub json: ByteString,
+    sse: OnceLock<Bytes>,
+    json_line: OnceLock<Bytes>,
+    raw_line: OnceLock<Bytes>,
+}
+
+impl Envelope {
+    pub fn new(message: Message) -> Self {
+        let json = serde_json::to_string(&message).expect("message serializes");
+        Self {
+            message,
+            json: json.into(),
+            sse: OnceLock::new(),
+            json_line: OnceLock::new(),
+            raw_line: OnceLock::new(),
+        }
+    }
+
+    pub fn seq(&self) -> i64 {
+        self.message.seq
+    }
+
+    /// The bytes a stream transport writes for this message.
+    pub fn frame(&self, transport: Transport) -> Bytes {
+        match transport {
+            Transport::Sse => self
+                .sse
+                .get_or_init(|| sse_frame(Some(&self.message.id), "message", &self.json))
+                .clone(),
+            Transport::Json | Transport::Ws => {
+                self.json_line.get_or_init(|| line(&self.json)).clone()
+            }
+            Transport::Raw => self
+                .raw_line
+                .get_or_init(|| line(&self.message.message.replace(['\n', '\r'], " ")))
+                .clone(),
+        }
+    }
+}
+
+fn line(text: &str) -> Bytes {
+    let mut out = String::with_capacity(text.len() + 1);
+    out.push_str(text);
+    out.push('\n');
+    Bytes::from(out)
+}
+
+/// One Server-Sent Event; `data` must be a single line (JSON is).
+pub fn sse_frame(id: Option<&str>, event: &str, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 48);
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(id);
+        out.push('\n');
+    }
+    out.push_str("event: ");
+    out.push_str(event);
+    out.push_str("\ndata: ");
+    out.push_str(data);
+    out.push_str("\n\n");
+    Bytes::from(out)
+}
+
+/// A control event (`open`, `keepalive`, `close`) in the message object's shape.
+#[derive(Debug, Serialize)]
+pub struct Control<'a> {
+    pub id: String,
+    pub time: i64,
+    pub event: &'a str,
+    pub topic: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'a str>,
+}
+
+impl Control<'_> {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("control event serializes")
+    }
+}
+
+/// `1`–`5` or the ntfy names `min`, `low`, `default`, `high`, `max`/`urgent`.
+pub fn parse_priority(text: &str) -> Result<u8, ApiError> {
+    let p = match text.trim().to_ascii_lowercase().as_str() {
+        "" | "default" | "3" => 3,
+        "1" | "min" => 1,
+        "2" | "low" => 2,
+        "4" | "high" => 4,
+        "5" | "max" | "urgent" => 5,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid priority: {text:?} (use 1-5, min, low, default, high, max or urgent)"
+            )))
+        }
+    };
+    Ok(p)
+}
+
+/// Comma-separated tags, blanks dropped, at most [`MAX_TAGS`].
+pub fn parse_tags(text: &str) -> Result<Vec<String>, ApiError> {
+    check_tags(split_list(text))
+}
+
+/// Tags given as a list: blanks dropped, at most [`MAX_TAGS`].
+pub fn check_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let tags: Vec<String> = tags
+        .into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::bad_request(format!(
+            "Too many tags: {} (at most {MAX_TAGS})",
+            tags.len()
+        )));
+    }
+    Ok(tags)
+}
+
+pub fn check_title(title: &str) -> Result<(), ApiError> {
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "Title too long (at most {MAX_TITLE_CHARS} characters)"
+        )));
+    }
+    Ok(())
+}
+
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Message {
+        Message {
+            id: "abc".into(),
+            time: 10,
+            event: "message",
+            topic: "t".into(),
+            message: "two\nlines".into(),
+            title: None,
+            priority: 3,
+            tags: vec![],
+            expires: 20,
+            seq: 1,
+        }
+    }
+
+    #[test]
+    fn priorities_by_number_and_name() {
+        assert_eq!(parse_priority("urgent").unwrap(), 5);
+        assert_eq!(parse_priority("MIN").unwrap(), 1);
+        assert_eq!(parse_priority("4").unwrap(), 4);
+        assert!(parse_priority("6").is_err());
+        assert!(parse_priority("loud").is_err());
+    }
+
+    #[test]
+    fn tags_are_limited() {
+        assert_eq!(parse_tags(" a, b ,,c").unwrap(), vec!["a", "b", "c"]);
+        assert!(parse_tags("1,2,3,4,5,6,7,8,9,10,11").is_err());
+    }
+
+    #[test]
+    fn frames_share_one_encoding() {
+        let env = Envelope::new(sample());
+        let sse = env.frame(Transport::Sse);
+        assert!(sse.starts_with(b"id: abc\nevent: message\ndata: {\"id\":\"abc\""));
+        assert!(sse.ends_with(b"\n\n"));
+        assert_eq!(
+            env.frame(Transport::Raw),
+            Bytes::from_static(b"two lines\n")
+        );
+        assert!(!env.json.contains("seq"));
+        assert_eq!(env.frame(Transport::Sse).as_ptr(), sse.as_ptr());
+    }
+}

@@ -1,0 +1,118 @@
+//! The broker: a registry of live topic actors, each holding its subscribers, and the
+//! session actors that stand for one subscriber connection each.
+
+pub mod message;
+pub mod session;
+pub mod since;
+pub mod topic;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use dashmap::DashMap;
+
+use message::Envelope;
+use topic::{Publish, Topic};
+
+/// Identifies one subscriber connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(pub u64);
+
+impl SessionId {
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Cheap to clone; shared by the HTTP workers, the writer thread and the topic actors.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    topics: DashMap<String, Addr<Topic>>,
+    idle_timeout: Duration,
+}
+
+impl Broker {
+    pub fn new(idle_timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                topics: DashMap::new(),
+                idle_timeout,
+            }),
+        }
+    }
+
+    /// The live actor of `name`, started on the calling arbiter if there is none.
+    /// Must be called from within an actix system.
+    pub fn topic(&self, name: &str) -> Addr<Topic> {
+        if let Some(addr) = self.inner.topics.get(name) {
+            if addr.connected() {
+                return addr.clone();
+            }
+        }
+        let mut entry = self
+            .inner
+            .topics
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Topic::new(name.to_string(), self.clone(), self.inner.idle_timeout).start()
+            });
+        if !entry.connected() {
+            *entry = Topic::new(name.to_string(), self.clone(), self.inner.idle_timeout).start();
+        }
+        entry.clone()
+    }
+
+    /// The live actor of `name`, if any subscriber is there.
+    pub fn live_topic(&self, name: &str) -> Option<Addr<Topic>> {
+        self.inner.topics.get(name).map(|a| a.clone())
+    }
+
+    /// Hands a stored message to its topic's subscribers (no-op when nobody listens).
+    /// Callable from any thread.
+    pub fn deliver(&self, envelope: Arc<Envelope>) {
+        if let Some(addr) = self.inner.topics.get(&envelope.message.topic) {
+            addr.do_send(Publish(envelope));
+        }
+    }
+
+    /// Called by a topic actor that stops: forget it unless it was already replaced.
+    pub(crate) fn forget(&self, name: &str, addr: &Addr<Topic>) {
+        self.inner.topics.remove_if(name, |_, a| a == addr);
+    }
+
+    pub fn live_topics(&self) -> usize {
+        self.inner.topics.len()
+    }
+}
+
+/// Names used by the API's own paths; topics cannot take them.
+pub const RESERVED_TOPIC_NAMES: &[&str] = &[
+    "api", "auth", "health", "metrics", "docs", "static", "app", "v1", "admin", "login", "signup",
+    "account", "settings", "_",
+];
+
+/// Topic names match `^[A-Za-z0-9_-]{1,64}$` and are not reserved.
+pub fn check_topic_name(name: &str) -> Result<(), crate::error::ApiError> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(crate::error::ApiError::bad_request(
+            "Invalid topic name (use 1-64 letters, digits, '_' or '-')",
+        ));
+    }
+    if RESERVED_TOPIC_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(crate::error::ApiError::bad_request(format!(
+            "Topic name '{name}' is reserved"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! Typed configuration: defaults < TOML file < `TIDINGS_*` environment < command-line flags.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::{Table, Value};
+
+/// Environment variables start with this; sections are joined by `__`.
+pub const ENV_PREFIX: &str = "TIDINGS_";
+/// Environment variables read by the command line itself, not by the configuration.
+const ENV_NOT_CONFIG: &[&str] = &["TIDINGS_CONFIG", "TIDINGS_LOG"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: String,
+    pub behind_proxy: bool,
+    pub registration: Registration,
+    pub auto_create_topics: bool,
+    #[serde(deserialize_with = "duration")]
+    pub cache_duration: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub keepalive_interval: Duration,
+    pub message_size_limit: usize,
+    /// Frames queued for one subscriber before it is dropped as too slow.
+    pub subscriber_queue: usize,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    pub redis_url: Option<String>,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub cors: CorsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub jwt_secret: Option<String>,
+    #[serde(deserialize_with = "duration")]
+    pub access_token_ttl: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub refresh_token_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub anonymous_per_minute: u32,
+    pub default_tier: String,
+    pub tiers: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://tidings.db".into(),
+            behind_proxy: false,
+            registration: Registration::Open,
+            auto_create_topics: true,
+            cache_duration: Duration::from_secs(12 * 3600),
+            keepalive_interval: Duration::from_secs(30),
+            message_size_limit: 4096,
+            subscriber_queue: 1024,
+            workers: 0,
+            redis_url: None,
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            access_token_ttl: Duration::from_secs(30 * 60),
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let tiers = [
+            ("free", 10),
+            ("essentials", 30),
+            ("team", 100),
+            ("unlimited", 0),
+        ];
+        Self {
+            anonymous_per_minute: 60,
+            default_tier: "free".into(),
+            tiers: tiers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: vec!["*".into()],
+        }
+    }
+}
+
+/// Overrides given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<std::path::PathBuf>,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Builds the configuration from every layer, reading the process environment.
+    pub fn load(overrides: &Overrides) -> Result<Self, String> {
+        Self::load_with_env(overrides, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, String> {
+        let mut table = match &overrides.config_file {
+            Some(path) => read_toml(path)?,
+            None => Table::new(),
+        };
+        for (name, raw) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if ENV_NOT_CONFIG.contains(&name.as_str()) {
+                continue;
+            }
+            let path: Vec<String> = key.split("__").map(str::to_lowercase).collect();
+            set_path(&mut table, &path, env_value(&raw))
+                .map_err(|e| format!("environment variable {name}: {e}"))?;
+        }
+        if let Some(listen) = &overrides.listen {
+            table.insert("listen".into(), Value::String(listen.clone()));
+        }
+        if let Some(url) = &overrides.database_url {
+            table.insert("database_url".into(), Value::String(url.clone()));
+        }
+        let config: Config = Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("configuration: {}", one_line(&e.to_string())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.limits.tiers.contains_key(&self.limits.default_tier) {
+            return Err(format!(
+                "configuration: limits.default_tier `{}` is not one of limits.tiers",
+                self.limits.default_tier
+            ));
+        }
+        if self.message_size_limit == 0 || self.subscriber_queue < 2 {
+            return Err(
+                "configuration: message_size_limit must be > 0 and subscriber_queue >= 2".into(),
+            );
+        }
+        if self.keepalive_interval.is_zero() || self.cache_duration.is_zero() {
+            return Err("configuration: keepalive_interval and cache_duration must be > 0".into());
+        }
+        Ok(())
+    }
+
+    /// Publish quota per minute for a tier; `None` means unlimited (or an unknown tier).
+    pub fn tier_limit(&self, tier: &str) -> Option<u32> {
+        self.limits.tiers.get(tier).copied().filter(|n| *n > 0)
+    }
+}
+
+fn read_toml(path: &Path) -> Result<Table, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    text.parse::<Table>().map_err(|e| {
+        format!(
+            "config file {}: {}",
+            path.display(),
+            one_line(&e.to_string())
+        )
+    })
+}
+
+/// An environment value is read as a TOML value when it parses as one (`60`, `true`,
+/// `["*"]`), otherwise as a plain string (`5s`, `sqlite://x.db`).
+fn env_value(raw: &str) -> Value {
+    format!("v = {raw}")
+        .parse::<Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_string()))
+}
+
+fn set_path(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut current = table;
+    for part in parents {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is not a section"))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Parses `500ms`, `30s`, `10m`, `12h`, `7d` (and combinations such as `1h 30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| format!("invalid duration `{text}`: {e}"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, String> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load_with_env(&Overrides::default(), env)
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.cache_duration, Duration::from_secs(43200));
+        assert_eq!(c.tier_limit("free"), Some(10));
+        assert_eq!(c.tier_limit("unlimited"), None);
+    }
+
+    #[test]
+    fn environment_sets_nested_keys_and_typed_values() {
+        let c = load(&[
+            ("TIDINGS_AUTH__ACCESS_TOKEN_TTL", "5s"),
+            ("TIDINGS_MESSAGE_SIZE_LIMIT", "100"),
+            ("TIDINGS_CORS__ALLOWED_ORIGINS", "[\"https://a.example\"]"),
+            ("OTHER", "x"),
+        ])
+        .unwrap();
+        assert_eq!(c.auth.access_token_ttl, Duration::from_secs(5));
+        assert_eq!(c.message_size_limit, 100);
+        assert_eq!(c.cors.allowed_origins, vec!["https://a.example"]);
+    }
+
+    #[test]
+    fn flags_win_over_environment() {
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        let env = [("TIDINGS_LISTEN".to_string(), "127.0.0.1:2".to_string())];
+        let c = Config::load_with_env(&overrides, env).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = load(&[("TIDINGS_NOPE", "1")]).unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+        let err = load(&[("TIDINGS_CACHE_DURATION", "soon")]).unwrap_err();
+        assert!(err.contains("soon"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+}

@@ -1,0 +1,110 @@
+//! Queries on stored messages.
+
+use diesel::prelude::*;
+
+use super::schema::messages;
+use super::Conn;
+use crate::broker::message::{split_list, Message};
+use crate::broker::since::Since;
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub seq: i64,
+    pub id: String,
+    pub topic: String,
+    pub time: i64,
+    pub expires: i64,
+    pub message: String,
+    pub title: Option<String>,
+    pub priority: i32,
+    pub tags: String,
+}
+
+impl From<&Message> for MessageRow {
+    fn from(m: &Message) -> Self {
+        Self {
+            seq: m.seq,
+            id: m.id.clone(),
+            topic: m.topic.clone(),
+            time: m.time,
+            expires: m.expires,
+            message: m.message.clone(),
+            title: m.title.clone(),
+            priority: i32::from(m.priority),
+            tags: m.tags.join(","),
+        }
+    }
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Self {
+            id: r.id,
+            time: r.time,
+            event: "message",
+            topic: r.topic,
+            message: r.message,
+            title: r.title,
+            priority: u8::try_from(r.priority).unwrap_or(3),
+            tags: split_list(&r.tags),
+            expires: r.expires,
+            seq: r.seq,
+        }
+    }
+}
+
+pub fn insert_batch(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> {
+    diesel::insert_into(messages::table)
+        .values(rows)
+        .execute(conn)
+}
+
+pub fn max_seq(conn: &mut Conn) -> QueryResult<i64> {
+    messages::table
+        .select(diesel::dsl::max(messages::seq))
+        .first::<Option<i64>>(conn)
+        .map(|m| m.unwrap_or(0))
+}
+
+/// Removes messages whose expiry is before `now`; returns how many.
+pub fn prune(conn: &mut Conn, now: i64) -> QueryResult<usize> {
+    diesel::delete(messages::table.filter(messages::expires.lt(now))).execute(conn)
+}
+
+pub fn delete_topic(conn: &mut Conn, topic: &str) -> QueryResult<usize> {
+    diesel::delete(messages::table.filter(messages::topic.eq(topic))).execute(conn)
+}
+
+/// Stored messages of `topics` after `since`, oldest first, at most `limit`.
+pub fn since(
+    conn: &mut Conn,
+    topics: &[String],
+    since: &Since,
+    limit: i64,
+) -> QueryResult<Vec<Message>> {
+    let mut query = messages::table
+        .filter(messages::topic.eq_any(topics))
+        .select(MessageRow::as_select())
+        .order(messages::seq.asc())
+        .limit(limit)
+        .into_boxed();
+    query = match since {
+        Since::None => return Ok(Vec::new()),
+        Since::All => query,
+        Since::Time(t) => query.filter(messages::time.ge(*t)),
+        Since::Seq(seq) => query.filter(messages::seq.gt(*seq)),
+        Since::Id(id) => {
+            let after: i64 = messages::table
+                .filter(messages::id.eq(id))
+                .select(messages::seq)
+                .first(conn)
+                .optional()?
+                // A pruned or unknown id: everything still stored is newer.
+                .unwrap_or(0);
+            query.filter(messages::seq.gt(after))
+        }
+        Since::Latest => query.order(messages::seq.desc()).limit(1),
+    };
+    Ok(query.load(conn)?.into_iter().map(Message::from).collect())
+}

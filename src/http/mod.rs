@@ -1,0 +1,107 @@
+//! HTTP surface: routes, shared state, and the JSON error handling for everything
+//! actix itself rejects. Handlers stay thin; the work lives in `broker`, `db`, `auth`.
+
+mod health;
+mod publish;
+mod subscribe;
+
+use std::sync::Arc;
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::db::writer::Writer;
+use crate::db::Pool;
+use crate::error::{ApiError, Detail};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: Pool,
+    pub broker: Broker,
+    pub writer: Writer,
+}
+
+/// Registers every route. Order matters: fixed paths before `/{topic}` patterns.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error(e)))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::bad_request(format!("Invalid query string: {e}")).into()
+        }))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| ApiError::bad_request(format!("Invalid path: {e}")).into()),
+        )
+        .service(resource("/health").route(web::get().to(health::health)))
+        .service(resource("/").route(web::post().to(publish::publish_json)))
+        .service(resource("/api/topics/{topic}/messages").route(web::get().to(subscribe::history)))
+        .service(
+            resource("/{topic}")
+                .route(web::post().to(publish::publish))
+                .route(web::put().to(publish::publish)),
+        )
+        .service(resource("/{topics}/{transport}").route(web::get().to(subscribe::subscribe)))
+        .default_service(web::to(not_found));
+}
+
+/// A resource whose wrong methods answer 405 in JSON.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("Not found".into()))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+fn json_error(e: actix_web::error::JsonPayloadError) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as J;
+    let api = match e {
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::TooLarge,
+        J::ContentType => ApiError::bad_request("Expected Content-Type: application/json"),
+        other => ApiError::bad_request(format!("Invalid JSON body: {other}")),
+    };
+    api.into()
+}
+
+/// Last line of defence: any error response that is not already JSON (from actix
+/// itself or a middleware) gets a `{"detail"}` body with its status's reason.
+pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
+        let is_json = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if is_json {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let status = res.status();
+        let detail = status.canonical_reason().unwrap_or("Error");
+        let (req, _) = res.into_parts();
+        let body = HttpResponse::build(status).json(Detail { detail });
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, body).map_into_right_body(),
+        ))
+    })
+}
+
+/// A request header as text; a value that is not valid text is a 400.
+pub fn header_text(req: &HttpRequest, names: &[&str]) -> Result<Option<String>, ApiError> {
+    for name in names {
+        if let Some(value) = req.headers().get(*name) {
+            return value
+                .to_str()
+                .map(|s| Some(s.to_string()))
+                .map_err(|_| ApiError::bad_request(format!("Header {name} is not valid text")));
+        }
+    }
+    Ok(None)
+}

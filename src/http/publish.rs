@@ -1,0 +1,138 @@
+//! Publishing: `POST`/`PUT /{topic}` with the text as body, and JSON `POST /`.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::{header_text, AppState};
+use crate::broker::check_topic_name;
+use crate::broker::message::{
+    check_tags, check_title, parse_priority, parse_tags, Message, DEFAULT_PRIORITY,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::util::{now_unix, random_id};
+
+/// Room for the JSON around the message text in `POST /`.
+const JSON_OVERHEAD: usize = 16 * 1024;
+
+/// What a publisher asked for, before it is checked.
+#[derive(Debug, Default)]
+struct Draft {
+    topic: String,
+    text: String,
+    title: Option<String>,
+    priority: Option<String>,
+    tags: Vec<String>,
+}
+
+pub async fn publish(
+    req: HttpRequest,
+    topic: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let topic = topic.into_inner();
+    check_topic_name(&topic)?;
+    let limit = state.config.message_size_limit;
+    let body = read_body(body, limit).await?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("Message is not valid UTF-8"))?;
+    let param = |name: &str| query.get(name).cloned();
+    let tags = header_text(&req, &["X-Tags", "Tags"])?.or_else(|| param("tags"));
+    let draft = Draft {
+        topic,
+        text,
+        title: header_text(&req, &["X-Title", "Title"])?.or_else(|| param("title")),
+        priority: header_text(&req, &["X-Priority", "Priority"])?.or_else(|| param("priority")),
+        tags: match tags {
+            Some(t) => parse_tags(&t)?,
+            None => Vec::new(),
+        },
+    };
+    store(draft, &state).await
+}
+
+/// `POST /` body (ntfy-compatible).
+#[derive(Debug, Deserialize)]
+pub struct JsonPublish {
+    topic: String,
+    #[serde(default)]
+    message: String,
+    title: Option<String>,
+    priority: Option<serde_json::Value>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+pub async fn publish_json(
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let limit = state.config.message_size_limit;
+    let body = read_body(body, limit + JSON_OVERHEAD).await?;
+    let request: JsonPublish = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))?;
+    check_topic_name(&request.topic)?;
+    let draft = Draft {
+        topic: request.topic,
+        text: request.message,
+        title: request.title,
+        priority: request.priority.map(|p| match p {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }),
+        tags: check_tags(request.tags)?,
+    };
+    store(draft, &state).await
+}
+
+/// Checks a draft, stores it durably and answers with the message object.
+async fn store(draft: Draft, state: &AppState) -> ApiResult<HttpResponse> {
+    if draft.text.len() > state.config.message_size_limit {
+        return Err(ApiError::TooLarge);
+    }
+    if draft.text.trim().is_empty() {
+        return Err(ApiError::bad_request("Message is empty"));
+    }
+    let title = draft.title.filter(|t| !t.trim().is_empty());
+    if let Some(title) = &title {
+        check_title(title)?;
+    }
+    let priority = match draft.priority.as_deref() {
+        Some(p) => parse_priority(p)?,
+        None => DEFAULT_PRIORITY,
+    };
+    let now = now_unix();
+    let message = Message {
+        id: random_id(12),
+        time: now,
+        event: "message",
+        topic: draft.topic,
+        message: draft.text,
+        title,
+        priority,
+        tags: draft.tags,
+        expires: now + state.config.cache_duration.as_secs() as i64,
+        seq: 0,
+    };
+    let envelope = state.writer.publish(message).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(envelope.json.clone().into_bytes()))
+}
+
+/// Reads a request body, refusing it as soon as it passes `limit` bytes.
+async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::Bytes> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("Invalid body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

@@ -1,0 +1,184 @@
+//! Subscribing: `GET /{topics}/{sse|ws|json|raw}` and the history endpoint.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use super::{header_text, AppState};
+use crate::broker::check_topic_name;
+use crate::broker::message::Transport;
+use crate::broker::session::{Outbound, Session, SessionSpec};
+use crate::broker::since::{Filter, Since};
+use crate::db;
+use crate::error::{ApiError, ApiResult};
+use crate::util::now_unix;
+
+/// A stream write carries at most this much of a subscriber's backlog.
+const MAX_WRITE: usize = 64 * 1024;
+const DEFAULT_HISTORY_LIMIT: i64 = 100;
+const MAX_HISTORY_LIMIT: i64 = 10_000;
+
+type Query = web::Query<HashMap<String, String>>;
+
+pub async fn subscribe(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: Query,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let (topics, transport) = path.into_inner();
+    let transport = Transport::parse(&transport).ok_or_else(|| ApiError::not_found("Path"))?;
+    let topics = parse_topics(&topics)?;
+    let poll = query
+        .get("poll")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    let since = match query.get("since") {
+        Some(s) => Since::parse(s, now_unix())?,
+        None => match header_text(&req, &["Last-Event-ID"])? {
+            Some(id) => Since::parse(&id, now_unix())?,
+            None if poll => Since::All,
+            None => Since::None,
+        },
+    };
+    let filter = Filter::parse(
+        query.get("priority").map(String::as_str),
+        query.get("tags").map(String::as_str),
+        query.get("title").map(String::as_str),
+    )?;
+    let spec = SessionSpec {
+        transport,
+        topics,
+        since,
+        filter,
+        poll,
+        keepalive: state.config.keepalive_interval,
+        queue: state.config.subscriber_queue,
+    };
+    if transport == Transport::Ws {
+        let (response, ws, incoming) = actix_ws::handle(&req, payload)
+            .map_err(|_| ApiError::bad_request("Expected a WebSocket upgrade request"))?;
+        let rx = Session::spawn(spec, state.broker.clone(), state.pool.clone());
+        actix_web::rt::spawn(pump_websocket(rx, ws, incoming));
+        return Ok(response);
+    }
+    let rx = Session::spawn(spec, state.broker.clone(), state.pool.clone());
+    Ok(HttpResponse::Ok()
+        .content_type(transport.content_type())
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(coalesced(rx)))
+}
+
+/// `GET /api/topics/{topic}/messages?since=&limit=`: stored messages, oldest first.
+pub async fn history(
+    topic: web::Path<String>,
+    query: Query,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let topic = topic.into_inner();
+    check_topic_name(&topic)?;
+    let since = Since::parse(query.get("since").map_or("all", String::as_str), now_unix())?;
+    let limit = match query.get("limit") {
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_HISTORY_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("Invalid limit (1-{MAX_HISTORY_LIMIT})"))
+            })?,
+        None => DEFAULT_HISTORY_LIMIT,
+    };
+    let pool = state.pool.clone();
+    let messages = web::block(move || -> ApiResult<_> {
+        let mut conn = pool.get()?;
+        Ok(db::messages::since(&mut conn, &[topic], &since, limit)?)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(messages))
+}
+
+fn parse_topics(list: &str) -> ApiResult<Vec<String>> {
+    let mut topics: Vec<String> = Vec::new();
+    for name in list.split(',') {
+        check_topic_name(name)?;
+        if !topics.iter().any(|t| t == name) {
+            topics.push(name.to_string());
+        }
+    }
+    Ok(topics)
+}
+
+/// The body of a stream response: whatever is queued when the socket is ready goes
+/// out in one write.
+fn coalesced(rx: mpsc::Receiver<Outbound>) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        let first = data(rx.recv().await?);
+        let mut next = match rx.try_recv() {
+            Ok(frame) => data(frame),
+            Err(_) => return Some((Ok(first), rx)),
+        };
+        let mut buf = BytesMut::with_capacity(first.len() * 4);
+        buf.extend_from_slice(&first);
+        loop {
+            buf.extend_from_slice(&next);
+            if buf.len() >= MAX_WRITE {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(frame) => next = data(frame),
+                Err(_) => break,
+            }
+        }
+        Some((Ok(buf.freeze()), rx))
+    })
+}
+
+fn data(frame: Outbound) -> Bytes {
+    match frame {
+        Outbound::Data(bytes) => bytes,
+        Outbound::Text(text) => text.into_bytes(),
+        Outbound::Ping => Bytes::new(),
+    }
+}
+
+/// Moves a session's frames to a WebSocket and answers the client's pings; frames the
+/// client sends are otherwise ignored. Ends when either side goes away.
+async fn pump_websocket(
+    mut rx: mpsc::Receiver<Outbound>,
+    mut ws: actix_ws::Session,
+    mut incoming: actix_ws::MessageStream,
+) {
+    loop {
+        tokio::select! {
+            frame = rx.recv() => {
+                let sent = match frame {
+                    Some(Outbound::Text(text)) => ws.text(text).await,
+                    Some(Outbound::Data(bytes)) => ws.binary(bytes).await,
+                    Some(Outbound::Ping) => ws.ping(b"").await,
+                    None => {
+                        let _ = ws.close(None).await;
+                        return;
+                    }
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+            message = incoming.next() => match message {
+                Some(Ok(actix_ws::Message::Ping(bytes))) => {
+                    if ws.pong(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(actix_ws::Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! tidings: a self-hosted realtime notification broker.
+//!
+//! Module map:
+//! - [`config`]: typed configuration from defaults, TOML, environment and flags.
+//! - [`error`]: the one API error type, rendered as a status and `{"detail"}`.
+//! - [`db`]: Diesel pool, embedded migrations, queries, and the single message writer.
+//! - [`broker`]: topic actors (subscribers, fan-out), session actors (one per
+//!   connection), the message object and its encodings, `since` and filters.
+//! - [`http`]: routes and thin handlers.
+//! - [`server`]: wires everything together and serves.
+//! - [`cli`]: the `tidings` command line.
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod server;
+pub mod util;

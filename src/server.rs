@@ -1,0 +1,69 @@
+//! Starting the server: database, writer, broker, pruning, and the HTTP listener.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::db::{self, writer::Writer};
+use crate::http::{self, AppState};
+use crate::util::now_unix;
+
+/// A topic actor with no subscribers stops after this long.
+const TOPIC_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens everything and serves until the process is told to stop.
+/// Prints `tidings listening on http://ADDR` once the port is bound.
+pub async fn run(config: Config) -> Result<(), String> {
+    let config = Arc::new(config);
+    let pool = db::open(&config.database_url)?;
+    let broker = Broker::new(TOPIC_IDLE_TIMEOUT);
+    let writer = Writer::start(&config.database_url, broker.clone())?;
+    let listener = TcpListener::bind(&config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+
+    spawn_pruner(writer.clone(), config.cache_duration);
+
+    let state = web::Data::new(AppState {
+        config: config.clone(),
+        pool,
+        broker,
+        writer,
+    });
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(http::json_errors())
+            .configure(http::configure)
+    })
+    .workers(workers)
+    .shutdown_timeout(2)
+    .listen(listener)
+    .map_err(|e| format!("cannot listen on {addr}: {e}"))?
+    .run();
+    println!("tidings listening on http://{addr}");
+    tracing::info!(%addr, database = %config.database_url, "tidings started");
+    server.await.map_err(|e| format!("server error: {e}"))
+}
+
+/// Removes expired messages regularly (a few times per cache duration, at most a minute apart).
+fn spawn_pruner(writer: Writer, cache_duration: Duration) {
+    let every = (cache_duration / 4).clamp(Duration::from_millis(500), Duration::from_secs(60));
+    actix_web::rt::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            writer.prune(now_unix());
+        }
+    });
+}
