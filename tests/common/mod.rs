@@ -1,0 +1,842 @@
+//! Shared harness for the black-box tests: starts the `tidings` binary on a free port
+//! with its own temporary database, and offers HTTP, SSE, NDJSON, raw and WebSocket
+//! clients that never wait without a time limit.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use awc::http::Method;
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::LocalBoxStream;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+/// How long a server may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Limit on any one plain HTTP exchange made by the helpers.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Body size accepted by the helpers for non-streaming responses.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// A running `tidings serve` on 127.0.0.1 with its own temp dir, config and database.
+pub struct TestServer {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    addr: String,
+    /// Added to every request the `publish*` helpers make (publisher credentials).
+    pub publish_headers: Vec<(String, String)>,
+}
+
+impl TestServer {
+    /// Writes `extra_toml` as the config file and starts the server.
+    pub fn start(extra_toml: &str) -> TestServer {
+        let dir = tempfile::Builder::new()
+            .prefix("tidings-test-")
+            .tempdir()
+            .expect("create temp dir");
+        std::fs::write(dir.path().join("tidings.toml"), extra_toml).expect("write config");
+        let (child, addr) = spawn(dir.path());
+        TestServer {
+            dir,
+            child: Some(child),
+            addr,
+            publish_headers: Vec::new(),
+        }
+    }
+
+    /// Starts with the default configuration.
+    pub fn default_config() -> TestServer {
+        Self::start("")
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// `ws://127.0.0.1:PORT{path}`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The server's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same temp dir, config and database (new port).
+    pub fn restart(&mut self) {
+        self.kill9();
+        let (child, addr) = spawn(self.dir.path());
+        self.child = Some(child);
+        self.addr = addr;
+    }
+
+    /// Resident set size of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+
+    /// An HTTP client with no connection limit and the helpers' request timeout.
+    pub fn client(&self) -> awc::Client {
+        client()
+    }
+
+    /// Any request: `(status, content type, body)`.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> (u16, String, Bytes) {
+        let method = Method::from_bytes(method.as_bytes()).expect("valid method");
+        let mut req = client().request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let body: Bytes = body.into();
+        let mut resp = req
+            .send_body(body)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: request failed: {e}"));
+        let status = resp.status().as_u16();
+        let content_type = content_type(resp.headers());
+        let body = actix_rt::time::timeout(REQUEST_TIMEOUT, resp.body().limit(BODY_LIMIT))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: response body timed out"))
+            .unwrap_or_else(|e| panic!("{path}: reading response body failed: {e}"));
+        (status, content_type, body)
+    }
+
+    /// `GET path`, body parsed as JSON (status returned alongside).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, _, body) = self.request("GET", path, &[], Bytes::new()).await;
+        (status, parse_json(&body, path))
+    }
+
+    /// Publishes `body` to `topic` (with `publish_headers`), asserting 200; the message object.
+    pub async fn publish(&self, topic: &str, body: &str) -> Value {
+        let (status, value) = self.publish_with(topic, body.to_string(), &[]).await;
+        assert_eq!(status, 200, "publish to {topic} failed: {value}");
+        value
+    }
+
+    /// `POST /{topic}` (a path, may carry a query) with extra headers.
+    pub async fn publish_with(
+        &self,
+        topic: &str,
+        body: impl Into<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        self.publish_raw("POST", &format!("/{topic}"), body, headers)
+            .await
+    }
+
+    /// A publish request with any method and path; `publish_headers` are added.
+    pub async fn publish_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: impl Into<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut all: Vec<(&str, &str)> = self
+            .publish_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.extend_from_slice(headers);
+        let (status, _, body) = self.request(method, path, &all, body).await;
+        (status, parse_json(&body, path))
+    }
+
+    /// `POST /` with a JSON body (ntfy-compatible publish).
+    pub async fn publish_json(&self, body: &Value) -> (u16, Value) {
+        let text = body.to_string();
+        self.publish_raw("POST", "/", text, &[("Content-Type", "application/json")])
+            .await
+    }
+
+    /// `GET /{topics}/json?poll=1&{query}` read to the end: the message objects.
+    pub async fn poll(&self, topics: &str, query: &str) -> Vec<Value> {
+        let path = format!("/{topics}/json?poll=1{}{query}", sep(query));
+        let (status, _, body) = self.request("GET", &path, &[], Bytes::new()).await;
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        let text = std::str::from_utf8(&body).expect("poll body is UTF-8");
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// `GET /api/topics/{topic}/messages?{query}`.
+    pub async fn history(&self, topic: &str, query: &str) -> Vec<Value> {
+        let path = format!("/api/topics/{topic}/messages{}{query}", qmark(query));
+        let (status, value) = self.get_json(&path).await;
+        assert_eq!(status, 200, "{path}: {value}");
+        value.as_array().expect("history is an array").clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn sep(query: &str) -> &'static str {
+    if query.is_empty() {
+        ""
+    } else {
+        "&"
+    }
+}
+
+fn qmark(query: &str) -> &'static str {
+    if query.is_empty() {
+        ""
+    } else {
+        "?"
+    }
+}
+
+/// Starts the binary in `dir` and waits for its listening line.
+fn spawn(dir: &Path) -> (Child, String) {
+    let log_path = dir.join("server.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .expect("open server log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("tidings.toml"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--database-url")
+        .arg(dir.join("tidings.db"))
+        .env_remove("TIDINGS_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn tidings");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix("tidings listening on http://") {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+        // Keep draining so the server never blocks on a full pipe.
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(addr) => (child, addr),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!(
+                "tidings did not print its listening line within {START_TIMEOUT:?}; log:\n{log}"
+            );
+        }
+    }
+}
+
+/// VmRSS of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// An HTTP client with no connection limit.
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .connector(awc::Connector::new().limit(0))
+        .timeout(REQUEST_TIMEOUT)
+        .finish()
+}
+
+fn content_type(headers: &awc::http::header::HeaderMap) -> String {
+    headers
+        .get(awc::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Parses a body as JSON, failing with the body shown.
+pub fn parse_json(body: &[u8], what: &str) -> Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "{what}: body is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(body)
+        )
+    })
+}
+
+/// Unix seconds now.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A topic name unlikely to be used by anything else.
+pub fn unique_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The `message` field of each object.
+pub fn texts(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m["message"].as_str().expect("message text").to_string())
+        .collect()
+}
+
+/// The `id` field of each object.
+pub fn ids(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m["id"].as_str().expect("message id").to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Streaming clients (awc)
+// ---------------------------------------------------------------------------
+
+/// A streaming HTTP response read line by line.
+pub struct LineStream {
+    pub status: u16,
+    pub content_type: String,
+    body: LocalBoxStream<'static, Result<Bytes, String>>,
+    buf: BytesMut,
+    eof: bool,
+}
+
+impl LineStream {
+    /// `GET url` with extra headers; the response must start within the request timeout.
+    pub async fn connect(url: &str, headers: &[(&str, &str)]) -> LineStream {
+        let mut req = client().get(url);
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
+        let status = resp.status().as_u16();
+        let content_type = content_type(resp.headers());
+        LineStream {
+            status,
+            content_type,
+            body: resp.map(|r| r.map_err(|e| e.to_string())).boxed_local(),
+            buf: BytesMut::new(),
+            eof: false,
+        }
+    }
+
+    /// Whether the server ended the body.
+    pub fn is_eof(&self) -> bool {
+        self.eof && self.buf.is_empty()
+    }
+
+    /// The next line (without its `\n`), or `None` on timeout or end of body.
+    pub async fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line = self.buf.split_to(pos + 1);
+                let text = String::from_utf8_lossy(&line[..pos]);
+                return Some(text.trim_end_matches('\r').to_string());
+            }
+            if self.eof {
+                return None;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match actix_rt::time::timeout(left, self.body.next()).await {
+                Err(_) => return None,
+                Ok(None) => self.eof = true,
+                Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
+                Ok(Some(Err(e))) => panic!("stream read error: {e}"),
+            }
+        }
+    }
+
+    /// Every remaining line up to the end of the body; `None` if it did not end in time.
+    pub async fn lines_until_eof(&mut self, timeout: Duration) -> Option<Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left).await {
+                Some(line) => lines.push(line),
+                None if self.eof => {
+                    if !self.buf.is_empty() {
+                        lines.push(String::from_utf8_lossy(&self.buf).to_string());
+                        self.buf.clear();
+                    }
+                    return Some(lines);
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        parse_json(self.data.as_bytes(), "SSE data")
+    }
+}
+
+/// `GET /{topics}/sse?...`.
+pub struct SseClient {
+    pub lines: LineStream,
+}
+
+impl SseClient {
+    /// `path_and_query` is e.g. `/a,b/sse?since=all`.
+    pub async fn connect(server: &TestServer, path_and_query: &str) -> SseClient {
+        Self::connect_with(server, path_and_query, &[]).await
+    }
+
+    pub async fn connect_with(
+        server: &TestServer,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> SseClient {
+        let lines = LineStream::connect(&server.url(path_and_query), headers).await;
+        assert_eq!(lines.status, 200, "GET {path_and_query}");
+        SseClient { lines }
+    }
+
+    /// The next event of any kind, or `None` on timeout or end of stream.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<SseEvent> {
+        let deadline = Instant::now() + timeout;
+        let mut event = SseEvent {
+            event: "message".into(),
+            id: None,
+            data: String::new(),
+        };
+        let mut seen_field = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.next_line(left).await?;
+            if line.is_empty() {
+                if seen_field {
+                    return Some(event);
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line.as_str(), ""),
+            };
+            seen_field = true;
+            match field {
+                "event" => event.event = value.to_string(),
+                "id" => event.id = Some(value.to_string()),
+                "data" => {
+                    if !event.data.is_empty() {
+                        event.data.push('\n');
+                    }
+                    event.data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The data of the next `message` event, skipping `open`, `keepalive` and others.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = self.next_event(left).await?;
+            if event.event == "message" {
+                return Some(event.json());
+            }
+        }
+    }
+}
+
+/// `GET /{topics}/json?...`: one JSON object per line.
+pub struct JsonStream {
+    pub lines: LineStream,
+}
+
+impl JsonStream {
+    pub async fn connect(server: &TestServer, path_and_query: &str) -> JsonStream {
+        let lines = LineStream::connect(&server.url(path_and_query), &[]).await;
+        assert_eq!(lines.status, 200, "GET {path_and_query}");
+        JsonStream { lines }
+    }
+
+    /// The next object of any event, or `None` on timeout or end of stream.
+    pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.next_line(left).await?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            return Some(parse_json(line.as_bytes(), "NDJSON line"));
+        }
+    }
+
+    /// The next object whose `event` is `message`.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let value = self.next_json(left).await?;
+            if value["event"] == "message" {
+                return Some(value);
+            }
+        }
+    }
+}
+
+/// `GET /{topics}/raw?...`: one line per message text (keepalives are empty lines).
+pub struct RawStream {
+    pub lines: LineStream,
+}
+
+impl RawStream {
+    pub async fn connect(server: &TestServer, path_and_query: &str) -> RawStream {
+        let lines = LineStream::connect(&server.url(path_and_query), &[]).await;
+        assert_eq!(lines.status, 200, "GET {path_and_query}");
+        RawStream { lines }
+    }
+
+    /// The next line, empty ones (keepalives) included.
+    pub async fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.next_line(timeout).await
+    }
+
+    /// The next non-empty line.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.next_line(left).await?;
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+    }
+}
+
+/// `GET /{topics}/ws?...` over WebSocket; one JSON object per text frame.
+pub struct WsClient {
+    frames: LocalBoxStream<'static, Result<awc::ws::Frame, String>>,
+    closed: bool,
+}
+
+impl WsClient {
+    pub async fn connect(server: &TestServer, path_and_query: &str) -> WsClient {
+        let url = server.ws_url(path_and_query);
+        let connect = client().ws(url.as_str()).connect();
+        let (resp, framed) = actix_rt::time::timeout(REQUEST_TIMEOUT, connect)
+            .await
+            .unwrap_or_else(|_| panic!("WebSocket {url}: connect timed out"))
+            .unwrap_or_else(|e| panic!("WebSocket {url}: {e}"));
+        assert_eq!(resp.status().as_u16(), 101, "WebSocket {url}");
+        WsClient {
+            frames: framed.map(|r| r.map_err(|e| e.to_string())).boxed_local(),
+            closed: false,
+        }
+    }
+
+    /// Whether the server closed the connection.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The next text frame as JSON (ping/pong frames skipped), or `None` on timeout or close.
+    pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
+        use awc::ws::Frame;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.closed {
+                return None;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match actix_rt::time::timeout(left, self.frames.next()).await {
+                Err(_) => return None,
+                Ok(None) | Ok(Some(Ok(Frame::Close(_)))) => self.closed = true,
+                Ok(Some(Ok(Frame::Text(text)))) => return Some(parse_json(&text, "WS frame")),
+                Ok(Some(Ok(Frame::Binary(bin)))) => {
+                    panic!(
+                        "unexpected binary WS frame: {:?}",
+                        String::from_utf8_lossy(&bin)
+                    )
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => panic!("WebSocket read error: {e}"),
+            }
+        }
+    }
+
+    /// The next object whose `event` is `message`.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let value = self.next_json(left).await?;
+            if value["event"] == "message" {
+                return Some(value);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Blocking raw-socket subscriber (for threads and for clients that must not read)
+// ---------------------------------------------------------------------------
+
+/// An SSE subscription over a plain `std::net::TcpStream`: the HTTP/1.1 request is
+/// written by hand and the chunked body decoded here, so it can run on a thread, or
+/// simply never read.
+pub struct TcpSse {
+    stream: TcpStream,
+    /// Undecoded bytes (after the response head).
+    raw: Vec<u8>,
+    /// Decoded body bytes not yet parsed into events.
+    body: Vec<u8>,
+    chunked: bool,
+    /// The terminating chunk was seen.
+    pub ended: bool,
+    pub status: u16,
+}
+
+impl TcpSse {
+    /// Connects and sends the request; reads nothing.
+    pub fn send_request(addr: &str, path_and_query: &str) -> TcpSse {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let request = format!(
+            "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("send request");
+        TcpSse {
+            stream,
+            raw: Vec::new(),
+            body: Vec::new(),
+            chunked: false,
+            ended: false,
+            status: 0,
+        }
+    }
+
+    /// Connects and reads the response head.
+    pub fn connect(addr: &str, path_and_query: &str, timeout: Duration) -> TcpSse {
+        let mut sse = Self::send_request(addr, path_and_query);
+        sse.read_head(timeout);
+        sse
+    }
+
+    /// Reads up to the end of the response head.
+    pub fn read_head(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(pos) = find(&self.raw, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.raw[..pos]).to_string();
+                self.raw.drain(..pos + 4);
+                let mut lines = head.lines();
+                let status_line = lines.next().unwrap_or_default();
+                self.status = status_line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                self.chunked = lines.any(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l.starts_with("transfer-encoding:") && l.contains("chunked")
+                });
+                return;
+            }
+            assert!(
+                self.fill(deadline),
+                "no response head within {timeout:?}: {:?}",
+                String::from_utf8_lossy(&self.raw)
+            );
+        }
+    }
+
+    /// Reads more bytes; false on timeout or end of connection.
+    fn fill(&mut self, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        self.stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("set read timeout");
+        let mut buf = [0u8; 64 * 1024];
+        match self.stream.read(&mut buf) {
+            Ok(0) => {
+                self.ended = true;
+                false
+            }
+            Ok(n) => {
+                self.raw.extend_from_slice(&buf[..n]);
+                true
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                false
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+            Err(_) => {
+                self.ended = true;
+                false
+            }
+        }
+    }
+
+    /// Moves complete chunks from `raw` to `body`.
+    fn decode(&mut self) {
+        if !self.chunked {
+            self.body.append(&mut self.raw);
+            return;
+        }
+        loop {
+            let Some(line_end) = find(&self.raw, b"\r\n") else {
+                return;
+            };
+            let size_text = String::from_utf8_lossy(&self.raw[..line_end]).to_string();
+            let size_text = size_text.split(';').next().unwrap_or("").trim().to_string();
+            let size = usize::from_str_radix(&size_text, 16)
+                .unwrap_or_else(|_| panic!("bad chunk size line {size_text:?}"));
+            if size == 0 {
+                self.ended = true;
+                self.raw.clear();
+                return;
+            }
+            let needed = line_end + 2 + size + 2;
+            if self.raw.len() < needed {
+                return;
+            }
+            self.body
+                .extend_from_slice(&self.raw[line_end + 2..line_end + 2 + size]);
+            self.raw.drain(..needed);
+        }
+    }
+
+    /// The next event, or `None` on timeout or end of stream.
+    pub fn next_event(&mut self, timeout: Duration) -> Option<SseEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.decode();
+            if let Some(event) = self.take_event() {
+                return Some(event);
+            }
+            if self.ended || !self.fill(deadline) {
+                self.decode();
+                return self.take_event();
+            }
+        }
+    }
+
+    fn take_event(&mut self) -> Option<SseEvent> {
+        let pos = find(&self.body, b"\n\n")?;
+        let block: Vec<u8> = self.body.drain(..pos + 2).collect();
+        let text = String::from_utf8_lossy(&block[..pos]);
+        let mut event = SseEvent {
+            event: "message".into(),
+            id: None,
+            data: String::new(),
+        };
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("event: ") {
+                event.event = v.to_string();
+            } else if let Some(v) = line.strip_prefix("id: ") {
+                event.id = Some(v.to_string());
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                event.data.push_str(v);
+            }
+        }
+        Some(event)
+    }
+
+    /// Events until the stream ends or `timeout` passes.
+    pub fn events_until_end(&mut self, timeout: Duration) -> Vec<SseEvent> {
+        let deadline = Instant::now() + timeout;
+        let mut events = Vec::new();
+        while let Some(event) = self.next_event(deadline.saturating_duration_since(Instant::now()))
+        {
+            events.push(event);
+        }
+        events
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
