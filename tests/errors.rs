@@ -1,0 +1,409 @@
+//! Bad input on publish, subscribe and history (§6): the status, and a JSON body
+//! `{"detail": "..."}` that says what was wrong; unknown paths and wrong methods too.
+
+mod common;
+
+use common::TestServer;
+use serde_json::{json, Value};
+
+/// The limit configured for these tests.
+const LIMIT: usize = 100;
+
+fn server() -> TestServer {
+    TestServer::start(&format!("message_size_limit = {LIMIT}\n"))
+}
+
+/// Sends a request and checks it fails with `status` and a JSON `detail` string;
+/// returns the detail.
+async fn expect_error(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<bytes::Bytes>,
+    status: u16,
+) -> String {
+    let (got, content_type, body) = server.request(method, path, headers, body).await;
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(got, status, "{method} {path}: body {text:?}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{method} {path}: content type {content_type:?}, body {text:?}"
+    );
+    let value: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{method} {path}: error body is not JSON ({e}): {text:?}"));
+    let detail = value["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{method} {path}: no detail string in {value}"));
+    assert!(!detail.trim().is_empty(), "{method} {path}: empty detail");
+    detail.to_string()
+}
+
+/// Like [`expect_error`] for a publish, also checking the detail mentions `word`.
+async fn expect_publish_error(
+    server: &TestServer,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<bytes::Bytes>,
+    status: u16,
+    word: &str,
+) {
+    let detail = expect_error(server, "POST", path, headers, body, status).await;
+    assert!(
+        detail.to_lowercase().contains(&word.to_lowercase()),
+        "POST {path}: detail {detail:?} should mention {word:?}"
+    );
+}
+
+async fn expect_json_publish_error(server: &TestServer, body: &Value, status: u16, word: &str) {
+    expect_publish_error(
+        server,
+        "/",
+        &[("Content-Type", "application/json")],
+        body.to_string(),
+        status,
+        word,
+    )
+    .await;
+}
+
+#[actix_rt::test]
+async fn empty_body_is_400_message_is_empty() {
+    let server = server();
+    let detail = expect_error(&server, "POST", "/errs", &[], "", 400).await;
+    assert_eq!(detail, "Message is empty");
+    let detail = expect_error(&server, "PUT", "/errs", &[], "", 400).await;
+    assert_eq!(detail, "Message is empty");
+    let detail = expect_error(
+        &server,
+        "POST",
+        "/",
+        &[("Content-Type", "application/json")],
+        json!({"topic": "errs", "message": ""}).to_string(),
+        400,
+    )
+    .await;
+    assert_eq!(detail, "Message is empty");
+    assert!(server.poll("errs", "").await.is_empty());
+}
+
+#[actix_rt::test]
+async fn body_over_the_size_limit_is_413_message_too_large() {
+    let server = server();
+    let exact = "x".repeat(LIMIT);
+    let stored = server.publish("sizes", &exact).await;
+    assert_eq!(stored["message"], exact.as_str());
+
+    for size in [LIMIT + 1, 5 * LIMIT, 4 * 1024 * 1024] {
+        let detail = expect_error(&server, "POST", "/sizes", &[], "y".repeat(size), 413).await;
+        assert_eq!(detail, "Message too large", "{size} bytes");
+    }
+    let detail = expect_error(
+        &server,
+        "POST",
+        "/",
+        &[("Content-Type", "application/json")],
+        json!({"topic": "sizes", "message": "z".repeat(LIMIT + 1)}).to_string(),
+        413,
+    )
+    .await;
+    assert_eq!(detail, "Message too large");
+    assert_eq!(common::texts(&server.poll("sizes", "").await), vec![exact]);
+}
+
+#[actix_rt::test]
+async fn non_utf8_body_is_400() {
+    let server = server();
+    let body: &'static [u8] = b"caf\xe9 \xff\xfe";
+    expect_publish_error(&server, "/bytes", &[], body, 400, "UTF-8").await;
+    assert!(server.poll("bytes", "").await.is_empty());
+}
+
+#[actix_rt::test]
+async fn bad_priority_is_400() {
+    let server = server();
+    for bad in ["0", "6", "loud", "3.5", "-1"] {
+        expect_publish_error(
+            &server,
+            "/prio",
+            &[("X-Priority", bad)],
+            "m",
+            400,
+            "priority",
+        )
+        .await;
+    }
+    expect_publish_error(&server, "/prio?priority=9", &[], "m", 400, "priority").await;
+    expect_json_publish_error(
+        &server,
+        &json!({"topic": "prio", "message": "m", "priority": 9}),
+        400,
+        "priority",
+    )
+    .await;
+    expect_json_publish_error(
+        &server,
+        &json!({"topic": "prio", "message": "m", "priority": "loud"}),
+        400,
+        "priority",
+    )
+    .await;
+    assert!(server.poll("prio", "").await.is_empty());
+}
+
+#[actix_rt::test]
+async fn eleven_tags_are_400_and_ten_are_accepted() {
+    let server = server();
+    let ten: Vec<String> = (1..=10).map(|i| format!("t{i}")).collect();
+    let eleven: Vec<String> = (1..=11).map(|i| format!("t{i}")).collect();
+
+    let (status, ok) = server
+        .publish_with("tags", "ten", &[("X-Tags", &ten.join(","))])
+        .await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["tags"], json!(ten));
+
+    expect_publish_error(
+        &server,
+        "/tags",
+        &[("X-Tags", &eleven.join(","))],
+        "m",
+        400,
+        "tags",
+    )
+    .await;
+    let query = format!("/tags?tags={}", eleven.join(","));
+    expect_publish_error(&server, &query, &[], "m", 400, "tags").await;
+    expect_json_publish_error(
+        &server,
+        &json!({"topic": "tags", "message": "m", "tags": eleven}),
+        400,
+        "tags",
+    )
+    .await;
+    assert_eq!(server.poll("tags", "").await.len(), 1);
+}
+
+#[actix_rt::test]
+async fn title_longer_than_256_chars_is_400() {
+    let server = server();
+    let max = "t".repeat(256);
+    let (status, ok) = server
+        .publish_with("titles", "fits", &[("X-Title", &max)])
+        .await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["title"], max.as_str());
+
+    let long = "t".repeat(257);
+    expect_publish_error(&server, "/titles", &[("X-Title", &long)], "m", 400, "title").await;
+    expect_publish_error(
+        &server,
+        &format!("/titles?title={long}"),
+        &[],
+        "m",
+        400,
+        "title",
+    )
+    .await;
+    expect_json_publish_error(
+        &server,
+        &json!({"topic": "titles", "message": "m", "title": long}),
+        400,
+        "title",
+    )
+    .await;
+    assert_eq!(server.poll("titles", "").await.len(), 1);
+}
+
+#[actix_rt::test]
+async fn title_length_counts_characters_not_bytes() {
+    let server = server();
+    // 256 two-byte characters: 512 bytes, still within the limit.
+    let title = "é".repeat(256);
+    let (status, ok) = server
+        .publish_json(&json!({"topic": "chars", "message": "m", "title": title}))
+        .await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["title"], title.as_str());
+}
+
+#[actix_rt::test]
+async fn invalid_topic_names_are_400() {
+    let server = server();
+    let long = "a".repeat(65);
+    for topic in ["bad.topic", "bad%20topic", "caf%C3%A9", long.as_str()] {
+        expect_publish_error(&server, &format!("/{topic}"), &[], "m", 400, "topic").await;
+        for transport in ["sse", "json", "raw", "ws"] {
+            expect_error(
+                &server,
+                "GET",
+                &format!("/{topic}/{transport}"),
+                &[],
+                "",
+                400,
+            )
+            .await;
+        }
+        expect_error(
+            &server,
+            "GET",
+            &format!("/api/topics/{topic}/messages"),
+            &[],
+            "",
+            400,
+        )
+        .await;
+    }
+    // One bad name in a list spoils the list.
+    expect_error(&server, "GET", "/good,bad.one/json", &[], "", 400).await;
+    expect_json_publish_error(
+        &server,
+        &json!({"topic": "bad topic", "message": "m"}),
+        400,
+        "topic",
+    )
+    .await;
+    // 64 characters is still fine.
+    server.publish(&"b".repeat(64), "m").await;
+}
+
+#[actix_rt::test]
+async fn reserved_topic_names_are_400() {
+    let server = server();
+    for name in ["api", "auth", "metrics", "docs", "static", "app", "v1"] {
+        expect_publish_error(&server, &format!("/{name}"), &[], "m", 400, "reserved").await;
+        expect_error(&server, "PUT", &format!("/{name}"), &[], "m", 400).await;
+        expect_error(&server, "GET", &format!("/{name}/json"), &[], "", 400).await;
+        expect_json_publish_error(
+            &server,
+            &json!({"topic": name, "message": "m"}),
+            400,
+            "reserved",
+        )
+        .await;
+    }
+    // Case does not get around it.
+    expect_publish_error(&server, "/API", &[], "m", 400, "reserved").await;
+}
+
+#[actix_rt::test]
+async fn bad_json_on_post_root_is_400() {
+    let server = server();
+    let json_header = [("Content-Type", "application/json")];
+    for body in [
+        "{not json",
+        "",
+        "[]",
+        "\"text\"",
+        r#"{"message": "no topic"}"#,
+        r#"{"topic": 5, "message": "m"}"#,
+        r#"{"topic": "t", "message": "m", "tags": "not-a-list"}"#,
+    ] {
+        expect_error(&server, "POST", "/", &json_header, body, 400).await;
+    }
+}
+
+#[actix_rt::test]
+async fn unknown_path_is_404_json() {
+    let server = server();
+    for path in [
+        "/a/b/c",
+        "/sometopic/nope",
+        "/api/nothing",
+        "/api/topics/t/other",
+    ] {
+        expect_error(&server, "GET", path, &[], "", 404).await;
+    }
+}
+
+#[actix_rt::test]
+async fn wrong_method_is_405_json() {
+    let server = server();
+    for (method, path) in [
+        ("GET", "/sometopic"),
+        ("DELETE", "/sometopic"),
+        ("PATCH", "/sometopic"),
+        ("DELETE", "/health"),
+        ("POST", "/health"),
+        ("POST", "/sometopic/sse"),
+        ("DELETE", "/sometopic/json"),
+        ("POST", "/api/topics/t/messages"),
+    ] {
+        expect_error(&server, method, path, &[], "", 405).await;
+    }
+}
+
+#[actix_rt::test]
+async fn bad_since_is_400() {
+    let server = server();
+    server.publish("since", "m").await;
+    for bad in ["not-valid!", "a%20b", "10%25", "-5"] {
+        for transport in ["sse", "json", "raw"] {
+            let path = format!("/since/{transport}?since={bad}");
+            let detail = expect_error(&server, "GET", &path, &[], "", 400).await;
+            assert!(
+                detail.to_lowercase().contains("since"),
+                "{path}: {detail:?}"
+            );
+        }
+        let path = format!("/since/json?poll=1&since={bad}");
+        expect_error(&server, "GET", &path, &[], "", 400).await;
+        let path = format!("/api/topics/since/messages?since={bad}");
+        expect_error(&server, "GET", &path, &[], "", 400).await;
+    }
+}
+
+#[actix_rt::test]
+async fn bad_subscribe_filter_is_400() {
+    let server = server();
+    for bad in ["9", "loud", "1,7"] {
+        let path = format!("/filters/json?priority={bad}");
+        let detail = expect_error(&server, "GET", &path, &[], "", 400).await;
+        assert!(
+            detail.to_lowercase().contains("priority"),
+            "{path}: {detail:?}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn bad_history_limit_is_400() {
+    let server = server();
+    for bad in ["0", "-1", "abc", "100000"] {
+        let path = format!("/api/topics/hist/messages?limit={bad}");
+        let detail = expect_error(&server, "GET", &path, &[], "", 400).await;
+        assert!(
+            detail.to_lowercase().contains("limit"),
+            "{path}: {detail:?}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn refused_publishes_store_nothing_and_reach_no_subscriber() {
+    let server = server();
+    let mut stream = common::JsonStream::connect(&server, "/refused/json").await;
+    let open = stream
+        .next_json(std::time::Duration::from_secs(5))
+        .await
+        .expect("open event");
+    assert_eq!(open["event"], "open");
+    expect_error(&server, "POST", "/refused", &[], "", 400).await;
+    expect_error(&server, "POST", "/refused", &[], "x".repeat(LIMIT + 1), 413).await;
+    expect_error(
+        &server,
+        "POST",
+        "/refused",
+        &[("X-Priority", "9")],
+        "m",
+        400,
+    )
+    .await;
+    let ok = server.publish("refused", "the only one").await;
+    let got = stream
+        .next_message(std::time::Duration::from_secs(5))
+        .await
+        .expect("the accepted message");
+    assert_eq!(got, ok);
+    assert_eq!(server.poll("refused", "").await, vec![ok]);
+}
