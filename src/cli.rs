@@ -21,6 +21,35 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(Common),
+    /// Manage accounts (works while the server runs, on the same database).
+    User {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create an account (with its first API key, printed once).
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        /// Tier name from the configuration (default: limits.default_tier).
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Set an account's tier.
+    Tier { email: String, tier: String },
+    /// Delete an account with its topics, keys and tokens.
+    Delete { email: String },
 }
 
 /// Options every command takes.
@@ -53,6 +82,85 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(common) => {
             let config = common.load()?;
             actix_web::rt::System::new().block_on(crate::server::run(config))
+        }
+        Command::User { common, action } => {
+            let config = common.load()?;
+            let pool = crate::db::open(&config.database_url)?;
+            let mut conn = pool
+                .get()
+                .map_err(|e| format!("cannot open database: {e}"))?;
+            let output = user_command(&mut conn, &config, action)?;
+            crate::db::settings::bump_auth_epoch(&mut conn)
+                .map_err(|e| format!("database error: {e}"))?;
+            println!("{output}");
+            Ok(())
+        }
+    }
+}
+
+fn user_command(
+    conn: &mut crate::db::Conn,
+    config: &Config,
+    action: UserAction,
+) -> Result<String, String> {
+    use crate::auth::accounts::{create_api_key, create_user, NewUser};
+    use crate::db::users;
+    let check_tier = |tier: &str| {
+        if config.limits.tiers.contains_key(tier) {
+            Ok(())
+        } else {
+            let known: Vec<_> = config.limits.tiers.keys().cloned().collect();
+            Err(format!(
+                "unknown tier `{tier}` (known: {})",
+                known.join(", ")
+            ))
+        }
+    };
+    let db_error = |e: diesel::result::Error| format!("database error: {e}");
+    match action {
+        UserAction::Add {
+            email,
+            username,
+            password,
+            tier,
+        } => {
+            let tier = tier.unwrap_or_else(|| config.limits.default_tier.clone());
+            check_tier(&tier)?;
+            let new = NewUser {
+                email: &email,
+                username: &username,
+                password: &password,
+                tier: &tier,
+            };
+            let user = create_user(conn, &new).map_err(|e| e.to_string())?;
+            let key = create_api_key(conn, &user.id, "Default", None).map_err(|e| e.to_string())?;
+            Ok(format!(
+                "created user {} <{}> (id {}, tier {})\nAPI key (shown once): {}",
+                user.username, user.email, user.id, user.tier, key.secret
+            ))
+        }
+        UserAction::List => {
+            let rows = users::all(conn).map_err(db_error)?;
+            let lines: Vec<String> = std::iter::once("email\tusername\ttier\tcreated_at".into())
+                .chain(rows.iter().map(|u| {
+                    let created = crate::util::rfc3339(u.created_at);
+                    format!("{}\t{}\t{}\t{created}", u.email, u.username, u.tier)
+                }))
+                .collect();
+            Ok(lines.join("\n"))
+        }
+        UserAction::Tier { email, tier } => {
+            check_tier(&tier)?;
+            match users::set_tier(conn, &email.to_lowercase(), &tier).map_err(db_error)? {
+                0 => Err(format!("no user with email {email}")),
+                _ => Ok(format!("{email} is now on tier {tier}")),
+            }
+        }
+        UserAction::Delete { email } => {
+            match users::delete(conn, &email.to_lowercase()).map_err(db_error)? {
+                0 => Err(format!("no user with email {email}")),
+                _ => Ok(format!("deleted {email}")),
+            }
         }
     }
 }

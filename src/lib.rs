@@ -10,6 +10,7 @@
 //! - [`server`]: wires everything together and serves.
 //! - [`cli`]: the `tidings` command line.
 
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::Auth;
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::db::{self, writer::Writer};
+use crate::db::{self, writer::Writer, Pool};
 use crate::http::{self, AppState};
 use crate::util::now_unix;
 
@@ -28,13 +29,16 @@ pub async fn run(config: Config) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
 
+    let auth = Auth::start(pool.clone(), jwt_secret(&config, &pool)?.as_bytes(), 2);
     spawn_pruner(writer.clone(), config.cache_duration);
+    spawn_auth_upkeep(auth.clone(), pool.clone());
 
     let state = web::Data::new(AppState {
         config: config.clone(),
         pool,
         broker,
         writer,
+        auth,
     });
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -64,6 +68,45 @@ fn spawn_pruner(writer: Writer, cache_duration: Duration) {
         loop {
             ticks.tick().await;
             writer.prune(now_unix());
+        }
+    });
+}
+
+/// The configured JWT secret, or one generated on first start and kept in the
+/// database so that restarts do not log everyone out.
+fn jwt_secret(config: &Config, pool: &Pool) -> Result<String, String> {
+    if let Some(secret) = &config.auth.jwt_secret {
+        return Ok(secret.clone());
+    }
+    let mut conn = pool
+        .get()
+        .map_err(|e| format!("cannot open database: {e}"))?;
+    let fresh = crate::auth::secrets::random_secret("");
+    db::settings::get_or_init(&mut conn, db::settings::JWT_SECRET, &fresh)
+        .map_err(|e| format!("cannot read database: {e}"))
+}
+
+/// Every second: write gathered credential usage, and drop the credential caches
+/// when another process (the admin CLI) changed accounts.
+fn spawn_auth_upkeep(auth: Auth, pool: Pool) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        let mut seen: Option<String> = None;
+        loop {
+            ticks.tick().await;
+            let (auth2, pool2) = (auth.clone(), pool.clone());
+            let read = actix_web::web::block(move || {
+                let mut conn = pool2.get().ok()?;
+                auth2.usage().flush(&mut conn);
+                db::settings::get(&mut conn, db::settings::AUTH_EPOCH).ok()
+            })
+            .await;
+            if let Ok(Some(epoch)) = read {
+                if epoch != seen {
+                    auth.clear();
+                    seen = epoch;
+                }
+            }
         }
     });
 }

@@ -18,3 +18,36 @@ pub fn random_id(len: usize) -> String {
         .map(char::from)
         .collect()
 }
+
+/// Unix seconds as an RFC 3339 UTC string (`2026-11-22T10:30:00Z`).
+pub fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn rfc3339_opt(secs: Option<i64>) -> Option<String> {
+    secs.map(rfc3339)
+}
+
+/// An RFC 3339 time (any offset) as unix seconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips() {
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T09:46:40Z");
+        assert_eq!(
+            parse_rfc3339("2026-11-18T10:46:40+01:00"),
+            Some(1_795_000_000)
+        );
+        assert_eq!(parse_rfc3339("tomorrow"), None);
+    }
+}

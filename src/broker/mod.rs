@@ -13,8 +13,9 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use dashmap::DashMap;
 
+use crate::auth::permissions::Revocation;
 use message::Envelope;
-use topic::{Publish, Topic};
+use topic::{CloseAll, Publish, Revoke, Topic, REASON_TOPIC_DELETED};
 
 /// Identifies one subscriber connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +80,32 @@ impl Broker {
     pub fn deliver(&self, envelope: Arc<Envelope>) {
         if let Some(addr) = self.inner.topics.get(&envelope.message.topic) {
             addr.do_send(Publish(envelope));
+        }
+    }
+
+    /// Closes the live subscriptions that `revocation` takes away, on one topic or
+    /// (`None`) on all of them.
+    pub fn revoke(&self, topic: Option<&str>, revocation: Revocation) {
+        match topic {
+            Some(name) => {
+                if let Some(addr) = self.live_topic(name) {
+                    addr.do_send(Revoke(revocation));
+                }
+            }
+            None => {
+                for entry in self.inner.topics.iter() {
+                    entry.value().do_send(Revoke(revocation.clone()));
+                }
+            }
+        }
+    }
+
+    /// Disconnects everyone on a deleted topic.
+    pub fn close_topic(&self, name: &str) {
+        if let Some(addr) = self.live_topic(name) {
+            addr.do_send(CloseAll {
+                reason: REASON_TOPIC_DELETED,
+            });
         }
     }
 

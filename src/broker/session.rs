@@ -16,6 +16,7 @@ use super::message::{sse_frame, Control, Envelope, Transport};
 use super::since::{Filter, Since};
 use super::topic::{Deliver, Subscribe, Topic, Unsubscribe, REASON_TOO_SLOW};
 use super::{Broker, SessionId};
+use crate::auth::permissions::Grant;
 use crate::db::{self, Pool};
 use crate::util::{now_unix, random_id};
 
@@ -36,7 +37,8 @@ pub enum Outbound {
 /// Everything a session needs to start.
 pub struct SessionSpec {
     pub transport: Transport,
-    pub topics: Vec<String>,
+    /// Each topic with what allowed subscribing to it.
+    pub topics: Vec<(String, Grant)>,
     pub since: Since,
     pub filter: Filter,
     pub poll: bool,
@@ -61,7 +63,12 @@ impl Session {
     /// Starts a session and returns the receiving end its connection writes from.
     pub fn spawn(spec: SessionSpec, broker: Broker, pool: Pool) -> mpsc::Receiver<Outbound> {
         let (out, rx) = mpsc::channel(spec.queue);
-        let label = spec.topics.join(",");
+        let label = spec
+            .topics
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         Session {
             id: SessionId::next(),
             spec,
@@ -153,7 +160,7 @@ impl Actor for Session {
         let recipient = ctx.address().recipient::<Deliver>();
         let id = self.id;
         let live = !self.spec.poll;
-        let names = self.spec.topics.clone();
+        let topic_grants = self.spec.topics.clone();
         let since = self.spec.since.clone();
         let filter = self.spec.filter.clone();
         let pool = self.pool.clone();
@@ -162,10 +169,16 @@ impl Actor for Session {
         let setup = async move {
             let mut topics = Vec::new();
             if live {
-                for name in &names {
-                    topics.push(subscribe(&broker, name, id, recipient.clone()).await?);
+                for (name, grant) in &topic_grants {
+                    let subscribe = Subscribe {
+                        id,
+                        recipient: recipient.clone(),
+                        grant: grant.clone(),
+                    };
+                    topics.push(subscribe_to(&broker, name, subscribe).await?);
                 }
             }
+            let names = topic_grants.into_iter().map(|(name, _)| name).collect();
             let last = replay(pool, names, since, &filter, transport, &out).await?;
             Ok::<_, ()>((topics, last))
         };
@@ -193,19 +206,10 @@ impl Actor for Session {
 }
 
 /// Registers with a topic's actor, retrying if that actor stopped in the meantime.
-async fn subscribe(
-    broker: &Broker,
-    name: &str,
-    id: SessionId,
-    recipient: Recipient<Deliver>,
-) -> Result<Addr<Topic>, ()> {
+async fn subscribe_to(broker: &Broker, name: &str, msg: Subscribe) -> Result<Addr<Topic>, ()> {
     for _ in 0..5 {
         let addr = broker.topic(name);
-        let subscribe = Subscribe {
-            id,
-            recipient: recipient.clone(),
-        };
-        if addr.send(subscribe).await.is_ok() {
+        if addr.send(msg.clone()).await.is_ok() {
             return Ok(addr);
         }
     }

@@ -9,6 +9,7 @@ use actix::prelude::*;
 
 use super::message::Envelope;
 use super::{Broker, SessionId};
+use crate::auth::permissions::{Grant, Revocation};
 
 /// What a topic pushes to a session.
 #[derive(Message, Clone)]
@@ -23,12 +24,15 @@ pub enum Deliver {
 
 pub const REASON_TOO_SLOW: &str = "Subscriber too slow";
 pub const REASON_TOPIC_DELETED: &str = "Topic deleted";
+pub const REASON_REVOKED: &str = "Access revoked";
 
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct Subscribe {
     pub id: SessionId,
     pub recipient: Recipient<Deliver>,
+    /// What allowed this subscription; checked again on every [`Revoke`].
+    pub grant: Grant,
 }
 
 #[derive(Message)]
@@ -42,6 +46,11 @@ pub struct Unsubscribe {
 #[rtype(result = "()")]
 pub struct Publish(pub Arc<Envelope>);
 
+/// Close the subscriptions whose grant no longer holds.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Revoke(pub Revocation);
+
 /// Disconnect every subscriber with a reason (the topic was deleted).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -49,11 +58,16 @@ pub struct CloseAll {
     pub reason: &'static str,
 }
 
+struct Subscriber {
+    recipient: Recipient<Deliver>,
+    grant: Grant,
+}
+
 pub struct Topic {
     name: String,
     broker: Broker,
     idle_timeout: Duration,
-    subscribers: HashMap<SessionId, Recipient<Deliver>>,
+    subscribers: HashMap<SessionId, Subscriber>,
     idle_check: Option<SpawnHandle>,
 }
 
@@ -100,7 +114,11 @@ impl Handler<Subscribe> for Topic {
         if let Some(handle) = self.idle_check.take() {
             ctx.cancel_future(handle);
         }
-        self.subscribers.insert(msg.id, msg.recipient);
+        let subscriber = Subscriber {
+            recipient: msg.recipient,
+            grant: msg.grant,
+        };
+        self.subscribers.insert(msg.id, subscriber);
     }
 }
 
@@ -118,7 +136,7 @@ impl Handler<Publish> for Topic {
 
     fn handle(&mut self, Publish(envelope): Publish, ctx: &mut Context<Self>) {
         let mut dropped = false;
-        self.subscribers.retain(|_, recipient| {
+        self.subscribers.retain(|_, Subscriber { recipient, .. }| {
             match recipient.try_send(Deliver::Message(envelope.clone())) {
                 Ok(()) => true,
                 Err(SendError::Full(_)) => {
@@ -145,9 +163,28 @@ impl Handler<CloseAll> for Topic {
     type Result = ();
 
     fn handle(&mut self, msg: CloseAll, ctx: &mut Context<Self>) {
-        for (_, recipient) in self.subscribers.drain() {
-            recipient.do_send(Deliver::Close { reason: msg.reason });
+        for (_, subscriber) in self.subscribers.drain() {
+            subscriber
+                .recipient
+                .do_send(Deliver::Close { reason: msg.reason });
         }
         ctx.stop();
+    }
+}
+
+impl Handler<Revoke> for Topic {
+    type Result = ();
+
+    fn handle(&mut self, Revoke(revocation): Revoke, ctx: &mut Context<Self>) {
+        self.subscribers.retain(|_, subscriber| {
+            let revoked = subscriber.grant.revoked_by(&revocation);
+            if revoked {
+                subscriber.recipient.do_send(Deliver::Close {
+                    reason: REASON_REVOKED,
+                });
+            }
+            !revoked
+        });
+        self.schedule_idle_stop(ctx);
     }
 }

@@ -1,8 +1,12 @@
 //! Storage: the connection pool, embedded migrations, and the queries per table.
 //! Only this module (and its children) speaks Diesel.
 
+pub mod keys;
 pub mod messages;
 pub mod schema;
+pub mod settings;
+pub mod topics;
+pub mod users;
 pub mod writer;
 
 use std::time::Duration;

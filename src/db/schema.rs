@@ -13,3 +13,90 @@ diesel::table! {
         tags -> Text,
     }
 }
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        username -> Text,
+        password_hash -> Text,
+        tier -> Text,
+        client_key -> Text,
+        security_mode -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        family -> Text,
+        token_hash -> Text,
+        expires_at -> BigInt,
+        rotated -> Bool,
+        revoked -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    topics (name) {
+        name -> Text,
+        owner_id -> Text,
+        visibility -> Text,
+        description -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    topic_tokens (id) {
+        id -> Text,
+        topic -> Text,
+        name -> Text,
+        token_hash -> Text,
+        can_read -> Bool,
+        can_write -> Bool,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+        total_requests -> BigInt,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(topics -> users (owner_id));
+diesel::joinable!(topic_tokens -> topics (topic));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    messages,
+    users,
+    refresh_tokens,
+    api_keys,
+    topics,
+    topic_tokens,
+    settings,
+);

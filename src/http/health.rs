@@ -7,12 +7,11 @@ use super::AppState;
 use crate::error::{ApiError, ApiResult};
 
 pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let pool = state.pool.clone();
-    web::block(move || -> ApiResult<()> {
-        let mut conn = pool.get()?;
-        conn.batch_execute("SELECT 1")
-            .map_err(|_| ApiError::DatabaseUnavailable)
-    })
-    .await??;
+    state
+        .db(move |conn| {
+            conn.batch_execute("SELECT 1")
+                .map_err(|_| ApiError::DatabaseUnavailable)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
 }

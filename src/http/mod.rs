@@ -1,10 +1,15 @@
 //! HTTP surface: routes, shared state, and the JSON error handling for everything
 //! actix itself rejects. Handlers stay thin; the work lives in `broker`, `db`, `auth`.
 
+mod accounts;
 mod health;
+mod keys;
 mod publish;
 mod subscribe;
+mod topics;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::dev::ServiceResponse;
@@ -12,6 +17,9 @@ use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::auth::credential::Credential;
+use crate::auth::permissions::{authorize, Action, Grant, TopicInfo};
+use crate::auth::{Auth, Principal};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::db::writer::Writer;
@@ -24,6 +32,51 @@ pub struct AppState {
     pub pool: Pool,
     pub broker: Broker,
     pub writer: Writer,
+    pub auth: Auth,
+}
+
+impl AppState {
+    /// Runs blocking database work on the blocking pool with a pooled connection.
+    pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut crate::db::Conn) -> Result<T, ApiError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await?
+    }
+
+    /// Checks `principal` against a topic's permissions; also returns the topic
+    /// (`None` when it does not exist yet).
+    pub async fn authorize_topic(
+        &self,
+        principal: &Principal,
+        topic: &str,
+        action: Action,
+    ) -> Result<(Grant, Option<Arc<TopicInfo>>), ApiError> {
+        let info = self.auth.topic(topic).await?;
+        let grant = authorize(principal, topic, info.as_ref(), action)?;
+        Ok((grant, info))
+    }
+}
+
+/// Every handler that takes a `Principal` gets the request's credential checked.
+impl actix_web::FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let credential = Credential::from_request(req);
+        Box::pin(async move {
+            let state = state.ok_or(ApiError::Internal)?;
+            state.auth.resolve(credential?).await
+        })
+    }
 }
 
 /// Registers every route. Order matters: fixed paths before `/{topic}` patterns.
@@ -37,6 +90,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .error_handler(|e, _| ApiError::bad_request(format!("Invalid path: {e}")).into()),
         )
         .service(resource("/health").route(web::get().to(health::health)))
+        .configure(accounts::configure)
+        .configure(keys::configure)
+        .configure(topics::configure)
         .service(resource("/").route(web::post().to(publish::publish_json)))
         .service(resource("/api/topics/{topic}/messages").route(web::get().to(subscribe::history)))
         .service(
@@ -49,7 +105,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A resource whose wrong methods answer 405 in JSON.
-fn resource(path: &str) -> actix_web::Resource {
+pub(crate) fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 

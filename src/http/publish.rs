@@ -7,6 +7,8 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::{header_text, AppState};
+use crate::auth::permissions::{Action, Visibility};
+use crate::auth::Principal;
 use crate::broker::check_topic_name;
 use crate::broker::message::{
     check_tags, check_title, parse_priority, parse_tags, Message, DEFAULT_PRIORITY,
@@ -28,6 +30,7 @@ struct Draft {
 }
 
 pub async fn publish(
+    principal: Principal,
     req: HttpRequest,
     topic: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
@@ -52,7 +55,7 @@ pub async fn publish(
             None => Vec::new(),
         },
     };
-    store(draft, &state).await
+    store(&principal, draft, &state).await
 }
 
 /// `POST /` body (ntfy-compatible).
@@ -68,6 +71,7 @@ pub struct JsonPublish {
 }
 
 pub async fn publish_json(
+    principal: Principal,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
@@ -86,11 +90,32 @@ pub async fn publish_json(
         }),
         tags: check_tags(request.tags)?,
     };
-    store(draft, &state).await
+    store(&principal, draft, &state).await
 }
 
 /// Checks a draft, stores it durably and answers with the message object.
-async fn store(draft: Draft, state: &AppState) -> ApiResult<HttpResponse> {
+async fn store(principal: &Principal, draft: Draft, state: &AppState) -> ApiResult<HttpResponse> {
+    let (_, topic) = state
+        .authorize_topic(principal, &draft.topic, Action::Publish)
+        .await?;
+    let message = check(draft, state)?;
+    if topic.is_none() {
+        if !state.config.auto_create_topics {
+            return Err(ApiError::not_found("Topic"));
+        }
+        let owner = principal.account()?;
+        state
+            .create_topic(owner, &message.topic, Visibility::Public, None, true)
+            .await?;
+    }
+    let envelope = state.writer.publish(message).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(envelope.json.clone().into_bytes()))
+}
+
+/// Turns a draft into a message, or says what is wrong with it.
+fn check(draft: Draft, state: &AppState) -> ApiResult<Message> {
     if draft.text.len() > state.config.message_size_limit {
         return Err(ApiError::TooLarge);
     }
@@ -106,7 +131,7 @@ async fn store(draft: Draft, state: &AppState) -> ApiResult<HttpResponse> {
         None => DEFAULT_PRIORITY,
     };
     let now = now_unix();
-    let message = Message {
+    Ok(Message {
         id: random_id(12),
         time: now,
         event: "message",
@@ -117,11 +142,7 @@ async fn store(draft: Draft, state: &AppState) -> ApiResult<HttpResponse> {
         tags: draft.tags,
         expires: now + state.config.cache_duration.as_secs() as i64,
         seq: 0,
-    };
-    let envelope = state.writer.publish(message).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(envelope.json.clone().into_bytes()))
+    })
 }
 
 /// Reads a request body, refusing it as soon as it passes `limit` bytes.

@@ -10,6 +10,8 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use super::{header_text, AppState};
+use crate::auth::permissions::Action;
+use crate::auth::Principal;
 use crate::broker::check_topic_name;
 use crate::broker::message::Transport;
 use crate::broker::session::{Outbound, Session, SessionSpec};
@@ -26,15 +28,22 @@ const MAX_HISTORY_LIMIT: i64 = 10_000;
 type Query = web::Query<HashMap<String, String>>;
 
 pub async fn subscribe(
+    principal: Principal,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     query: Query,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let (topics, transport) = path.into_inner();
+    let (names, transport) = path.into_inner();
     let transport = Transport::parse(&transport).ok_or_else(|| ApiError::not_found("Path"))?;
-    let topics = parse_topics(&topics)?;
+    let mut topics = Vec::new();
+    for name in parse_topics(&names)? {
+        let (grant, _) = state
+            .authorize_topic(&principal, &name, Action::Subscribe)
+            .await?;
+        topics.push((name, grant));
+    }
     let poll = query
         .get("poll")
         .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
@@ -77,12 +86,16 @@ pub async fn subscribe(
 
 /// `GET /api/topics/{topic}/messages?since=&limit=`: stored messages, oldest first.
 pub async fn history(
+    principal: Principal,
     topic: web::Path<String>,
     query: Query,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let topic = topic.into_inner();
     check_topic_name(&topic)?;
+    state
+        .authorize_topic(&principal, &topic, Action::Subscribe)
+        .await?;
     let since = Since::parse(query.get("since").map_or("all", String::as_str), now_unix())?;
     let limit = match query.get("limit") {
         Some(l) => l
@@ -94,12 +107,9 @@ pub async fn history(
             })?,
         None => DEFAULT_HISTORY_LIMIT,
     };
-    let pool = state.pool.clone();
-    let messages = web::block(move || -> ApiResult<_> {
-        let mut conn = pool.get()?;
-        Ok(db::messages::since(&mut conn, &[topic], &since, limit)?)
-    })
-    .await??;
+    let messages = state
+        .db(move |conn| Ok(db::messages::since(conn, &[topic], &since, limit)?))
+        .await?;
     Ok(HttpResponse::Ok().json(messages))
 }
 

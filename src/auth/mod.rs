@@ -1,0 +1,261 @@
+//! Authentication: turning a presented credential into a [`Principal`].
+//!
+//! Credentials seen before are answered from in-memory caches (DashMap) without the
+//! database; the rest is looked up by the [`actor::Authenticator`] actor. Anything
+//! revoked, regenerated or deleted is dropped from the caches at once, and a change
+//! made by another process (the admin CLI) empties them within a second.
+
+pub mod accounts;
+pub mod actor;
+pub mod credential;
+pub mod jwt;
+pub mod permissions;
+pub mod secrets;
+pub mod usage;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix::{Addr, SyncArbiter};
+use dashmap::DashMap;
+
+use crate::db::Pool;
+use crate::error::{ApiError, ApiResult};
+use crate::util::now_unix;
+use actor::{Authenticator, LoadApiKey, LoadTopic, LoadTopicToken, LoadUser};
+use credential::Credential;
+use jwt::JwtKeys;
+use permissions::TopicInfo;
+use secrets::{digest, same};
+use usage::Usage;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub id: String,
+    pub email: String,
+    pub username: String,
+    pub tier: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub user_id: String,
+    pub key_hash: String,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: String,
+    pub topic: String,
+    /// The topic's owner, whose quota the token's publishes use.
+    pub owner_id: String,
+    pub token_hash: String,
+    pub can_read: bool,
+    pub can_write: bool,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountVia {
+    AccessToken,
+    ApiKey(String),
+}
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Anonymous,
+    Account {
+        user: Arc<UserInfo>,
+        via: AccountVia,
+    },
+    TopicToken(Arc<TokenInfo>),
+}
+
+impl Principal {
+    /// The account, for endpoints that need one (API keys, topics management, …).
+    pub fn account(&self) -> ApiResult<&Arc<UserInfo>> {
+        match self {
+            Self::Account { user, .. } => Ok(user),
+            Self::Anonymous => Err(ApiError::NotAuthenticated),
+            Self::TopicToken(_) => Err(ApiError::Forbidden),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jwt: JwtKeys,
+    lookups: Addr<Authenticator>,
+    users: DashMap<String, Arc<UserInfo>>,
+    api_keys: DashMap<String, Arc<ApiKeyInfo>>,
+    tokens: DashMap<String, Arc<TokenInfo>>,
+    topics: DashMap<String, Option<Arc<TopicInfo>>>,
+    usage: Usage,
+    db_lookups: AtomicU64,
+}
+
+impl Auth {
+    /// Starts the auth actor on `threads` threads of its own.
+    pub fn start(pool: Pool, jwt_secret: &[u8], threads: usize) -> Self {
+        let lookups = SyncArbiter::start(threads, move || Authenticator { pool: pool.clone() });
+        Self {
+            inner: Arc::new(Inner {
+                jwt: JwtKeys::new(jwt_secret),
+                lookups,
+                users: DashMap::new(),
+                api_keys: DashMap::new(),
+                tokens: DashMap::new(),
+                topics: DashMap::new(),
+                usage: Usage::default(),
+                db_lookups: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn jwt(&self) -> &JwtKeys {
+        &self.inner.jwt
+    }
+
+    pub fn usage(&self) -> &Usage {
+        &self.inner.usage
+    }
+
+    /// How many times a check had to ask the database (for metrics and tests).
+    pub fn db_lookups(&self) -> u64 {
+        self.inner.db_lookups.load(Ordering::Relaxed)
+    }
+
+    async fn lookup<M>(&self, msg: M) -> ApiResult<M::Result>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        Authenticator: actix::Handler<M>,
+    {
+        self.inner.db_lookups.fetch_add(1, Ordering::Relaxed);
+        Ok(self.inner.lookups.send(msg).await?)
+    }
+
+    /// Resolves a credential; a credential that is present but not valid is an error.
+    pub async fn resolve(&self, credential: Credential) -> ApiResult<Principal> {
+        match credential {
+            Credential::None => Ok(Principal::Anonymous),
+            Credential::AccessToken(token) => {
+                let user_id = self.inner.jwt.verify(&token)?;
+                let user = self.user(&user_id).await?;
+                Ok(Principal::Account {
+                    user: user.ok_or(ApiError::InvalidCredentials)?,
+                    via: AccountVia::AccessToken,
+                })
+            }
+            Credential::ApiKey(secret) => {
+                let hash = digest(&secret);
+                let key = match self.inner.api_keys.get(&hash) {
+                    Some(key) => key.clone(),
+                    None => {
+                        let found = self.lookup(LoadApiKey { hash: hash.clone() }).await??;
+                        let key = Arc::new(found.ok_or(ApiError::InvalidCredentials)?);
+                        self.inner.api_keys.insert(hash.clone(), key.clone());
+                        key
+                    }
+                };
+                let now = now_unix();
+                check_secret(&key.key_hash, &hash, key.expires_at, now)?;
+                let user = self.user(&key.user_id).await?;
+                let user = user.ok_or(ApiError::InvalidCredentials)?;
+                self.inner.usage.key_used(&key.id, now);
+                Ok(Principal::Account {
+                    user,
+                    via: AccountVia::ApiKey(key.id.clone()),
+                })
+            }
+            Credential::TopicToken(secret) => {
+                let hash = digest(&secret);
+                let token = match self.inner.tokens.get(&hash) {
+                    Some(token) => token.clone(),
+                    None => {
+                        let found = self.lookup(LoadTopicToken { hash: hash.clone() }).await??;
+                        let token = Arc::new(found.ok_or(ApiError::InvalidCredentials)?);
+                        self.inner.tokens.insert(hash.clone(), token.clone());
+                        token
+                    }
+                };
+                let now = now_unix();
+                check_secret(&token.token_hash, &hash, token.expires_at, now)?;
+                self.inner.usage.token_used(&token.id, now);
+                Ok(Principal::TopicToken(token))
+            }
+        }
+    }
+
+    pub async fn user(&self, id: &str) -> ApiResult<Option<Arc<UserInfo>>> {
+        if let Some(user) = self.inner.users.get(id) {
+            return Ok(Some(user.clone()));
+        }
+        let found = self.lookup(LoadUser { id: id.to_string() }).await??;
+        Ok(found.map(|user| {
+            let user = Arc::new(user);
+            self.inner.users.insert(id.to_string(), user.clone());
+            user
+        }))
+    }
+
+    /// The topic's owner and visibility; `None` when it does not exist (also cached).
+    pub async fn topic(&self, name: &str) -> ApiResult<Option<Arc<TopicInfo>>> {
+        if let Some(topic) = self.inner.topics.get(name) {
+            return Ok(topic.clone());
+        }
+        let found = self
+            .lookup(LoadTopic {
+                name: name.to_string(),
+            })
+            .await??;
+        let topic = found.map(Arc::new);
+        self.inner.topics.insert(name.to_string(), topic.clone());
+        Ok(topic)
+    }
+
+    /// A topic was created, changed or deleted: look it (and its tokens) up afresh.
+    pub fn forget_topic(&self, name: &str) {
+        self.inner.topics.remove(name);
+        self.inner.tokens.retain(|_, t| t.topic != name);
+    }
+
+    pub fn forget_api_key(&self, id: &str) {
+        self.inner.api_keys.retain(|_, k| k.id != id);
+    }
+
+    pub fn forget_token(&self, id: &str) {
+        self.inner.tokens.retain(|_, t| t.id != id);
+    }
+
+    pub fn forget_user(&self, id: &str) {
+        self.inner.users.remove(id);
+    }
+
+    /// Drops every cached credential, account and topic.
+    pub fn clear(&self) {
+        self.inner.users.clear();
+        self.inner.api_keys.clear();
+        self.inner.tokens.clear();
+        self.inner.topics.clear();
+    }
+}
+
+/// The stored digest matches (in constant time) and has not expired.
+fn check_secret(stored: &str, presented: &str, expires_at: Option<i64>, now: i64) -> ApiResult<()> {
+    if !same(stored, presented) {
+        return Err(ApiError::InvalidCredentials);
+    }
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::TokenExpired);
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! Server-wide values kept in the database.
+
+use diesel::prelude::*;
+
+use super::schema::settings;
+use super::Conn;
+
+/// Bumped by every out-of-process change to accounts or credentials (the admin
+/// CLI); a running server that sees it change drops its credential caches.
+pub const AUTH_EPOCH: &str = "auth_epoch";
+pub const JWT_SECRET: &str = "jwt_secret";
+
+pub fn get(conn: &mut Conn, name: &str) -> QueryResult<Option<String>> {
+    settings::table
+        .find(name)
+        .select(settings::value)
+        .first(conn)
+        .optional()
+}
+
+/// Stores `value` unless `name` is already set; returns the value in force.
+pub fn get_or_init(conn: &mut Conn, name: &str, value: &str) -> QueryResult<String> {
+    diesel::insert_into(settings::table)
+        .values((settings::name.eq(name), settings::value.eq(value)))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    settings::table
+        .find(name)
+        .select(settings::value)
+        .first(conn)
+}
+
+pub fn bump_auth_epoch(conn: &mut Conn) -> QueryResult<()> {
+    let next = crate::util::random_id(16);
+    diesel::insert_into(settings::table)
+        .values((settings::name.eq(AUTH_EPOCH), settings::value.eq(&next)))
+        .on_conflict(settings::name)
+        .do_update()
+        .set(settings::value.eq(&next))
+        .execute(conn)
+        .map(drop)
+}
