@@ -17,5 +17,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod util;

@@ -18,6 +18,7 @@ use super::topic::{Deliver, Subscribe, Topic, Unsubscribe, REASON_TOO_SLOW};
 use super::{Broker, SessionId};
 use crate::auth::permissions::Grant;
 use crate::db::{self, Pool};
+use crate::metrics::METRICS;
 use crate::util::{now_unix, random_id};
 
 /// Stored messages are replayed in pages of this many.
@@ -136,6 +137,7 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.spec.queue);
+        METRICS.connection_opened(self.spec.transport);
         // Stop as soon as the connection is gone, not at the next write.
         let out = self.out.clone();
         ctx.spawn(
@@ -199,6 +201,7 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        METRICS.connection_closed(self.spec.transport);
         for topic in &self.topics {
             topic.do_send(Unsubscribe { id: self.id });
         }
@@ -270,6 +273,7 @@ impl Handler<Deliver> for Session {
                 }
                 let frame = message_frame(self.spec.transport, &envelope);
                 self.push(frame, ctx);
+                METRICS.delivered();
             }
             Deliver::Close { reason } => self.close(reason, ctx),
         }

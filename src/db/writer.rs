@@ -14,6 +14,7 @@ use super::Conn;
 use crate::broker::message::{Envelope, Message};
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::METRICS;
 
 /// At most this many publishes share one transaction.
 const MAX_BATCH: usize = 512;
@@ -121,6 +122,7 @@ fn commit(
     match stored {
         Ok(_) => {
             *next_seq += pending.len() as i64;
+            METRICS.published(pending.len() as u64);
             for (message, reply) in pending.drain(..) {
                 let envelope = Arc::new(Envelope::new(message));
                 broker.deliver(envelope.clone());

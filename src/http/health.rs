@@ -1,4 +1,4 @@
-//! `GET /health`: 200 when the database answers.
+//! `GET /health` (200 when the database answers) and `GET /metrics`.
 
 use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
@@ -14,4 +14,22 @@ pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         })
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let extra = [
+        (
+            "tidings_auth_db_lookups_total",
+            "counter",
+            state.auth.db_lookups(),
+        ),
+        (
+            "tidings_live_topics",
+            "gauge",
+            state.broker.live_topics() as u64,
+        ),
+    ];
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::metrics::METRICS.render(&extra))
 }

@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::error::{ApiError, Detail};
+use crate::metrics::METRICS;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -59,7 +60,8 @@ impl AppState {
         action: Action,
     ) -> Result<(Grant, Option<Arc<TopicInfo>>), ApiError> {
         let info = self.auth.topic(topic).await?;
-        let grant = authorize(principal, topic, info.as_ref(), action)?;
+        let grant = authorize(principal, topic, info.as_ref(), action)
+            .inspect_err(|e| METRICS.auth_failed(e))?;
         Ok((grant, info))
     }
 }
@@ -74,7 +76,11 @@ impl actix_web::FromRequest for Principal {
         let credential = Credential::from_request(req);
         Box::pin(async move {
             let state = state.ok_or(ApiError::Internal)?;
-            state.auth.resolve(credential?).await
+            let resolved = match credential {
+                Ok(credential) => state.auth.resolve(credential).await,
+                Err(e) => Err(e),
+            };
+            resolved.inspect_err(|e| METRICS.auth_failed(e))
         })
     }
 }
@@ -90,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .error_handler(|e, _| ApiError::bad_request(format!("Invalid path: {e}")).into()),
         )
         .service(resource("/health").route(web::get().to(health::health)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
         .configure(accounts::configure)
         .configure(keys::configure)
         .configure(topics::configure)
