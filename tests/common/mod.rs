@@ -840,3 +840,76 @@ impl TcpSse {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Any of the four transports, read as message texts.
+pub enum Subscriber {
+    Sse(SseClient),
+    Json(JsonStream),
+    Ws(WsClient),
+    Raw(RawStream),
+}
+
+impl Subscriber {
+    /// `GET /{topics}/{transport}?{query}`; waits for the `open` event (an empty line on raw).
+    pub async fn connect(
+        server: &TestServer,
+        transport: &str,
+        topics: &str,
+        query: &str,
+    ) -> Subscriber {
+        let path = format!("/{topics}/{transport}{}{query}", qmark(query));
+        let wait = Duration::from_secs(10);
+        match transport {
+            "sse" => {
+                let mut c = SseClient::connect(server, &path).await;
+                let open = c.next_event(wait).await.expect("SSE open event");
+                assert_eq!(open.event, "open", "{path}: first event {open:?}");
+                Subscriber::Sse(c)
+            }
+            "json" => {
+                let mut c = JsonStream::connect(server, &path).await;
+                let open = c.next_json(wait).await.expect("JSON open event");
+                assert_eq!(open["event"], "open", "{path}: first object {open}");
+                Subscriber::Json(c)
+            }
+            "ws" => {
+                let mut c = WsClient::connect(server, &path).await;
+                let open = c.next_json(wait).await.expect("WebSocket open event");
+                assert_eq!(open["event"], "open", "{path}: first frame {open}");
+                Subscriber::Ws(c)
+            }
+            "raw" => {
+                let mut c = RawStream::connect(server, &path).await;
+                let open = c.next_line(wait).await.expect("raw open line");
+                assert_eq!(open, "", "{path}: raw streams open with an empty line");
+                Subscriber::Raw(c)
+            }
+            other => panic!("unknown transport {other}"),
+        }
+    }
+
+    /// The text of the next message (control events skipped), or `None` on timeout/end.
+    pub async fn next_text(&mut self, timeout: Duration) -> Option<String> {
+        let text = |m: Value| m["message"].as_str().map(String::from);
+        match self {
+            Subscriber::Sse(c) => c.next_message(timeout).await.and_then(text),
+            Subscriber::Json(c) => c.next_message(timeout).await.and_then(text),
+            Subscriber::Ws(c) => c.next_message(timeout).await.and_then(text),
+            Subscriber::Raw(c) => c.next_message(timeout).await,
+        }
+    }
+
+    /// Reads `count` message texts within `timeout` (fewer if they do not come).
+    pub async fn take_texts(&mut self, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut texts = Vec::with_capacity(count);
+        while texts.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_text(left).await {
+                Some(t) => texts.push(t),
+                None => break,
+            }
+        }
+        texts
+    }
+}
