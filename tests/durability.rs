@@ -1,0 +1,183 @@
+//! Durability: a 200 means the message is stored. After `kill -9` and a restart on the
+//! same database every acknowledged message is still there, in order, and replayable.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::{SseClient, TestServer};
+use futures_util::future::{join, join_all};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[actix_rt::test]
+async fn acknowledged_messages_survive_kill_9_in_order() {
+    let mut server = TestServer::default_config();
+    let mut sent = Vec::new();
+    for n in 0..200 {
+        sent.push(server.publish("durable", &format!("msg-{n}")).await);
+    }
+    server.kill9();
+    server.restart();
+
+    let polled = server.poll("durable", "since=all").await;
+    assert_eq!(
+        common::ids(&polled),
+        common::ids(&sent),
+        "every acknowledged id, in publish order"
+    );
+    assert_eq!(polled, sent, "stored messages are unchanged");
+    let history = server.history("durable", "since=all&limit=1000").await;
+    assert_eq!(history, sent);
+}
+
+#[actix_rt::test]
+async fn concurrent_acknowledged_publishes_survive_kill_9() {
+    let mut server = TestServer::default_config();
+    let publishers = 8;
+    let per_publisher = 50;
+    let results = join_all((0..publishers).map(|p| {
+        let server = &server;
+        async move {
+            let mut ids = Vec::new();
+            for n in 0..per_publisher {
+                let m = server.publish("grouped", &format!("p{p}-{n}")).await;
+                ids.push(m["id"].as_str().unwrap().to_string());
+            }
+            ids
+        }
+    }))
+    .await;
+    server.kill9();
+    server.restart();
+
+    let polled = server.poll("grouped", "since=all").await;
+    let stored = common::ids(&polled);
+    let unique: HashSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "no duplicates");
+    assert_eq!(stored.len(), publishers * per_publisher);
+    for ids in &results {
+        // Each publisher's messages are stored in the order they were acknowledged.
+        let positions: Vec<usize> = ids
+            .iter()
+            .map(|id| {
+                stored
+                    .iter()
+                    .position(|s| s == id)
+                    .unwrap_or_else(|| panic!("acknowledged id {id} was lost"))
+            })
+            .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "publisher order kept: {positions:?}"
+        );
+    }
+}
+
+/// Publishes until a request fails; returns the acknowledged messages.
+async fn publish_until_failure(
+    url: String,
+    headers: Vec<(String, String)>,
+    publisher: usize,
+    acked: &RefCell<Vec<Value>>,
+) {
+    let client = common::client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in 0.. {
+        assert!(Instant::now() < deadline, "the server was never killed");
+        let mut req = client.post(url.as_str());
+        for (k, v) in &headers {
+            req = req.insert_header((k.as_str(), v.as_str()));
+        }
+        let Ok(mut resp) = req.send_body(format!("p{publisher}-{n}")).await else {
+            return;
+        };
+        if resp.status().as_u16() != 200 {
+            return;
+        }
+        let Ok(Ok(body)) = actix_rt::time::timeout(WAIT, resp.body()).await else {
+            return;
+        };
+        acked
+            .borrow_mut()
+            .push(common::parse_json(&body, "publish response"));
+    }
+}
+
+#[actix_rt::test]
+async fn kill_9_during_publishing_loses_no_acknowledged_message() {
+    let mut server = TestServer::default_config();
+    let acked = RefCell::new(Vec::new());
+    let url = server.url("/inflight");
+    let headers = server.publish_headers.clone();
+    let publishers =
+        join_all((0..4).map(|p| publish_until_failure(url.clone(), headers.clone(), p, &acked)));
+    let killer = async {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while acked.borrow().len() < 300 {
+            assert!(Instant::now() < deadline, "publishing too slow");
+            actix_rt::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Requests are in flight right now.
+        server.kill9();
+    };
+    join(publishers, killer).await;
+    server.restart();
+
+    let acked = acked.into_inner();
+    assert!(acked.len() >= 300);
+    let stored = server.poll("inflight", "since=all").await;
+    let stored_ids: HashSet<String> = common::ids(&stored).into_iter().collect();
+    assert_eq!(
+        stored_ids.len(),
+        stored.len(),
+        "no duplicates after restart"
+    );
+    for m in &acked {
+        let id = m["id"].as_str().unwrap();
+        assert!(
+            stored_ids.contains(id),
+            "acknowledged message {m} lost ({} acknowledged, {} stored)",
+            acked.len(),
+            stored.len()
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn after_a_restart_new_messages_follow_the_stored_ones() {
+    let mut server = TestServer::default_config();
+    let before = server.publish("continued", "before crash").await;
+    server.kill9();
+    server.restart();
+
+    let mut sse = SseClient::connect(&server, "/continued/sse?since=all").await;
+    assert_eq!(sse.next_event(WAIT).await.expect("open").event, "open");
+    assert_eq!(sse.next_message(WAIT).await, Some(before.clone()));
+    let after = server.publish("continued", "after restart").await;
+    assert_eq!(sse.next_message(WAIT).await, Some(after.clone()));
+    assert_ne!(before["id"], after["id"]);
+
+    assert_eq!(
+        server.poll("continued", "since=all").await,
+        vec![before.clone(), after.clone()]
+    );
+    // A message id from before the crash still works as a starting point.
+    let since = format!("since={}", before["id"].as_str().unwrap());
+    assert_eq!(server.poll("continued", &since).await, vec![after.clone()]);
+    let last_id = before["id"].as_str().unwrap().to_string();
+    let mut resumed =
+        SseClient::connect_with(&server, "/continued/sse", &[("Last-Event-ID", &last_id)]).await;
+    assert_eq!(resumed.next_message(WAIT).await, Some(after));
+
+    // And a second crash keeps both.
+    server.kill9();
+    server.restart();
+    assert_eq!(
+        common::texts(&server.poll("continued", "since=all").await),
+        vec!["before crash", "after restart"]
+    );
+}
