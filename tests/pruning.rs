@@ -1,0 +1,57 @@
+//! Retention: with `cache_duration = "2s"` a message's `expires` is two seconds after its
+//! `time`, and it disappears from polls, replays and history a few seconds later.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Subscriber, TestServer};
+
+#[actix_rt::test]
+async fn expired_messages_are_pruned_from_poll_replay_and_history() {
+    let server = TestServer::start("cache_duration = \"2s\"\n");
+    let m = server.publish("fleeting", "soon gone").await;
+    let time = m["time"].as_i64().unwrap();
+    assert_eq!(m["expires"].as_i64().unwrap(), time + 2, "{m}");
+    assert_eq!(server.poll("fleeting", "").await, vec![m.clone()]);
+    assert_eq!(server.history("fleeting", "").await, vec![m.clone()]);
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    loop {
+        let polled = server.poll("fleeting", "since=all").await;
+        let history = server.history("fleeting", "since=all").await;
+        if polled.is_empty() && history.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still stored after {:?}: poll {polled:?}, history {history:?}",
+            started.elapsed()
+        );
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Not pruned before it expired.
+    let gone_at = common::now_unix();
+    assert!(
+        gone_at >= time + 2,
+        "pruned at {gone_at}, before it expired (published at {time})"
+    );
+    let mut sub = Subscriber::connect(&server, "json", "fleeting", "since=all").await;
+    let fresh = server.publish("fleeting", "fresh").await;
+    assert_eq!(
+        sub.next_text(Duration::from_secs(5)).await.as_deref(),
+        Some("fresh"),
+        "the expired message is not replayed"
+    );
+    assert_eq!(server.poll("fleeting", "").await, vec![fresh]);
+}
+
+#[actix_rt::test]
+async fn messages_are_kept_until_they_expire() {
+    let server = TestServer::start("cache_duration = \"5s\"\n");
+    let m = server.publish("kept", "still here").await;
+    // Well inside the retention period it is still there.
+    actix_rt::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(server.poll("kept", "").await, vec![m]);
+}
