@@ -657,19 +657,81 @@ impl WsClient {
 // Blocking raw-socket subscriber (for threads and for clients that must not read)
 // ---------------------------------------------------------------------------
 
+/// The body of an HTTP/1.1 response, with chunked transfer coding removed.
+struct Body {
+    inner: BufReader<TcpStream>,
+    chunked: bool,
+    /// Bytes left in the current chunk.
+    remaining: usize,
+    /// A chunk-size line read in part before a timeout.
+    size_line: Vec<u8>,
+    /// The last chunk (or the end of the connection) was seen.
+    ended: bool,
+    bytes_read: usize,
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.ended {
+            return Ok(0);
+        }
+        if self.chunked && self.remaining == 0 {
+            // A size line, possibly after the CRLF that ends the previous chunk.
+            loop {
+                let before = self.size_line.len();
+                self.inner.read_until(b'\n', &mut self.size_line)?;
+                self.bytes_read += self.size_line.len() - before;
+                if self.size_line.len() == before || !self.size_line.ends_with(b"\n") {
+                    self.ended = true;
+                    return Ok(0);
+                }
+                let line = String::from_utf8_lossy(&self.size_line).trim().to_string();
+                self.size_line.clear();
+                if line.is_empty() {
+                    continue;
+                }
+                let size_text = line.split(';').next().unwrap_or("").trim();
+                let size = usize::from_str_radix(size_text, 16)
+                    .unwrap_or_else(|_| panic!("bad chunk size line {line:?}"));
+                if size == 0 {
+                    self.ended = true;
+                    return Ok(0);
+                }
+                self.remaining = size;
+                break;
+            }
+        }
+        let want = if self.chunked {
+            buf.len().min(self.remaining)
+        } else {
+            buf.len()
+        };
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            self.ended = true;
+        }
+        if self.chunked {
+            self.remaining -= n;
+        }
+        self.bytes_read += n;
+        Ok(n)
+    }
+}
+
 /// An SSE subscription over a plain `std::net::TcpStream`: the HTTP/1.1 request is
 /// written by hand and the chunked body decoded here, so it can run on a thread, or
 /// simply never read.
 pub struct TcpSse {
-    stream: TcpStream,
-    /// Undecoded bytes (after the response head).
-    raw: Vec<u8>,
-    /// Decoded body bytes not yet parsed into events.
-    body: Vec<u8>,
-    chunked: bool,
-    /// The terminating chunk was seen.
-    pub ended: bool,
+    /// For setting read timeouts.
+    socket: TcpStream,
+    reader: BufReader<Body>,
+    /// A line read in part before a timeout.
+    line: Vec<u8>,
+    /// The event being assembled.
+    event: Option<SseEvent>,
     pub status: u16,
+    /// The response ended (its last chunk, or the connection's end, was read).
+    pub ended: bool,
 }
 
 impl TcpSse {
@@ -680,13 +742,22 @@ impl TcpSse {
             "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).expect("send request");
-        TcpSse {
-            stream,
-            raw: Vec::new(),
-            body: Vec::new(),
+        let socket = stream.try_clone().expect("clone socket");
+        let body = Body {
+            inner: BufReader::with_capacity(64 * 1024, stream),
             chunked: false,
+            remaining: 0,
+            size_line: Vec::new(),
             ended: false,
+            bytes_read: 0,
+        };
+        TcpSse {
+            socket,
+            reader: BufReader::with_capacity(64 * 1024, body),
+            line: Vec::new(),
+            event: None,
             status: 0,
+            ended: false,
         }
     }
 
@@ -697,95 +768,78 @@ impl TcpSse {
         sse
     }
 
-    /// Reads up to the end of the response head.
+    /// Every byte received so far (head, chunk framing and body).
+    pub fn bytes_read(&self) -> usize {
+        self.reader.get_ref().bytes_read
+    }
+
+    /// Reads the status line and headers.
     pub fn read_head(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(pos) = find(&self.raw, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.raw[..pos]).to_string();
-                self.raw.drain(..pos + 4);
-                let mut lines = head.lines();
-                let status_line = lines.next().unwrap_or_default();
-                self.status = status_line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                self.chunked = lines.any(|l| {
-                    let l = l.to_ascii_lowercase();
-                    l.starts_with("transfer-encoding:") && l.contains("chunked")
-                });
-                return;
-            }
-            assert!(
-                self.fill(deadline),
-                "no response head within {timeout:?}: {:?}",
-                String::from_utf8_lossy(&self.raw)
-            );
-        }
-    }
-
-    /// Reads more bytes; false on timeout or end of connection.
-    fn fill(&mut self, deadline: Instant) -> bool {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        self.stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+        self.socket
+            .set_read_timeout(Some(timeout))
             .expect("set read timeout");
-        let mut buf = [0u8; 64 * 1024];
-        match self.stream.read(&mut buf) {
-            Ok(0) => {
-                self.ended = true;
-                false
-            }
-            Ok(n) => {
-                self.raw.extend_from_slice(&buf[..n]);
-                true
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                false
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
-            Err(_) => {
-                self.ended = true;
-                false
+        let inner = &mut self.reader.get_mut().inner;
+        let mut head = Vec::new();
+        loop {
+            let before = head.len();
+            let n = inner
+                .read_until(b'\n', &mut head)
+                .unwrap_or_else(|e| panic!("no response head within {timeout:?}: {e}"));
+            assert!(n > 0, "connection closed before the response head");
+            if head[before..].trim_ascii().is_empty() {
+                break;
             }
         }
+        self.reader.get_mut().bytes_read += head.len();
+        let head = String::from_utf8_lossy(&head).to_string();
+        let mut lines = head.lines();
+        self.status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        self.reader.get_mut().chunked = lines.any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("transfer-encoding:") && l.contains("chunked")
+        });
     }
 
-    /// Moves complete chunks from `raw` to `body`.
-    fn decode(&mut self) {
-        if !self.chunked {
-            self.body.append(&mut self.raw);
-            return;
-        }
+    /// The next line of the body (without `\n`); `None` on timeout or end.
+    fn next_line(&mut self, deadline: Instant) -> Option<String> {
         loop {
-            let Some(line_end) = find(&self.raw, b"\r\n") else {
-                return;
-            };
-            let size_text = String::from_utf8_lossy(&self.raw[..line_end]).to_string();
-            let size_text = size_text.split(';').next().unwrap_or("").trim().to_string();
-            let size = usize::from_str_radix(&size_text, 16)
-                .unwrap_or_else(|_| panic!("bad chunk size line {size_text:?}"));
-            if size == 0 {
-                self.ended = true;
-                self.raw.clear();
-                return;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
             }
-            let needed = line_end + 2 + size + 2;
-            if self.raw.len() < needed {
-                return;
+            self.socket
+                .set_read_timeout(Some(left))
+                .expect("set read timeout");
+            match self.reader.read_until(b'\n', &mut self.line) {
+                Ok(_) if self.line.ends_with(b"\n") => {
+                    self.line.pop();
+                    let text = String::from_utf8_lossy(&self.line).to_string();
+                    self.line.clear();
+                    return Some(text);
+                }
+                Ok(_) => {
+                    // End of the body.
+                    self.ended = true;
+                    return None;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None;
+                }
+                Err(_) => {
+                    self.ended = true;
+                    return None;
+                }
             }
-            self.body
-                .extend_from_slice(&self.raw[line_end + 2..line_end + 2 + size]);
-            self.raw.drain(..needed);
         }
     }
 
@@ -793,27 +847,18 @@ impl TcpSse {
     pub fn next_event(&mut self, timeout: Duration) -> Option<SseEvent> {
         let deadline = Instant::now() + timeout;
         loop {
-            self.decode();
-            if let Some(event) = self.take_event() {
-                return Some(event);
+            let line = self.next_line(deadline)?;
+            if line.is_empty() {
+                if let Some(event) = self.event.take() {
+                    return Some(event);
+                }
+                continue;
             }
-            if self.ended || !self.fill(deadline) {
-                self.decode();
-                return self.take_event();
-            }
-        }
-    }
-
-    fn take_event(&mut self) -> Option<SseEvent> {
-        let pos = find(&self.body, b"\n\n")?;
-        let block: Vec<u8> = self.body.drain(..pos + 2).collect();
-        let text = String::from_utf8_lossy(&block[..pos]);
-        let mut event = SseEvent {
-            event: "message".into(),
-            id: None,
-            data: String::new(),
-        };
-        for line in text.lines() {
+            let event = self.event.get_or_insert_with(|| SseEvent {
+                event: "message".into(),
+                id: None,
+                data: String::new(),
+            });
             if let Some(v) = line.strip_prefix("event: ") {
                 event.event = v.to_string();
             } else if let Some(v) = line.strip_prefix("id: ") {
@@ -822,7 +867,6 @@ impl TcpSse {
                 event.data.push_str(v);
             }
         }
-        Some(event)
     }
 
     /// Events until the stream ends or `timeout` passes.
@@ -835,10 +879,6 @@ impl TcpSse {
         }
         events
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Any of the four transports, read as message texts.

@@ -1,0 +1,251 @@
+//! Back-pressure: one subscriber that never reads must not hold back a hundred others
+//! nor make the server's memory grow; it is cut off, and when it finally reads it finds
+//! an in-order prefix of the messages followed by a `close` event.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{TcpSse, TestServer};
+use futures_util::future::join_all;
+
+const READERS: usize = 100;
+const MESSAGES: usize = 2000;
+const BODY_BYTES: usize = 1000;
+const PUBLISHERS: usize = 4;
+/// 60 KB messages the stuck subscriber gets before the others subscribe.
+const BALLAST: usize = 64;
+const BULK_MESSAGES: usize = 300;
+/// Allowed growth of the server's resident memory while all this goes on.
+const RSS_GROWTH_LIMIT_KIB: u64 = 200 * 1024;
+
+/// A subscriber on its own thread: waits for `open`, reports ready, then collects the
+/// ids of `MESSAGES` message events (or stops at a `close` event or the deadline).
+fn reader(addr: String, path: String, ready: mpsc::Sender<()>) -> thread::JoinHandle<Vec<String>> {
+    reader_of(addr, path, ready, MESSAGES)
+}
+
+/// Like [`reader`], for `count` messages.
+fn reader_of(
+    addr: String,
+    path: String,
+    ready: mpsc::Sender<()>,
+    count: usize,
+) -> thread::JoinHandle<Vec<String>> {
+    thread::spawn(move || {
+        let mut sse = TcpSse::connect(&addr, &path, Duration::from_secs(20));
+        assert_eq!(sse.status, 200);
+        let open = sse.next_event(Duration::from_secs(20)).expect("open event");
+        assert_eq!(open.event, "open");
+        ready.send(()).expect("report ready");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut ids = Vec::with_capacity(count);
+        while ids.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(event) = sse.next_event(left) else {
+                break;
+            };
+            match event.event.as_str() {
+                "message" => ids.push(event.id.expect("message events carry an id")),
+                "close" => panic!(
+                    "a reading subscriber was closed after {} messages: {}",
+                    ids.len(),
+                    event.data
+                ),
+                _ => {}
+            }
+        }
+        ids
+    })
+}
+
+#[actix_rt::test]
+async fn a_subscriber_that_never_reads_does_not_hold_back_the_others() {
+    let server = TestServer::start("subscriber_queue = 64\nmessage_size_limit = 65536\n");
+    let addr = server.addr().to_string();
+    let pid = server.pid();
+    let path = "/crowd/sse";
+    let rss_before = server.rss_kib();
+
+    // The stuck subscriber: reads its response head and open event, then nothing.
+    let mut slow = TcpSse::connect(&addr, path, Duration::from_secs(10));
+    assert_eq!(slow.status, 200);
+    let open = slow
+        .next_event(Duration::from_secs(10))
+        .expect("slow subscriber's open event");
+    assert_eq!(open.event, "open");
+    // Ballast for it alone (published before the others subscribe), so that the
+    // socket buffers between it and the server are about full when the crowd starts.
+    let mut ballast = Vec::new();
+    for n in 0..BALLAST {
+        let m = server
+            .publish("crowd", &format!("ballast-{n}-{}", "b".repeat(60_000)))
+            .await;
+        ballast.push(m["id"].as_str().unwrap().to_string());
+    }
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| reader(addr.clone(), path.to_string(), ready_tx.clone()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..READERS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        ready_rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("only {i} of {READERS} readers connected"));
+    }
+
+    // Watch the server's memory while publishing.
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(rss_before));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(common::rss_kib(pid), Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let per_publisher = MESSAGES / PUBLISHERS;
+    join_all((0..PUBLISHERS).map(|p| {
+        let server = &server;
+        async move {
+            for n in 0..per_publisher {
+                let body = format!("p{p}-{n:06}-{}", "x".repeat(BODY_BYTES - 10));
+                server.publish("crowd", &body).await;
+            }
+        }
+    }))
+    .await;
+    let publish_time = started.elapsed();
+    let stored = server.history("crowd", "since=all&limit=10000").await;
+    let sent: Vec<String> = common::ids(&stored).split_off(BALLAST);
+    assert_eq!(sent.len(), MESSAGES);
+
+    for (i, handle) in readers.into_iter().enumerate() {
+        let ids = handle.join().expect("reader thread");
+        assert_eq!(
+            ids.len(),
+            MESSAGES,
+            "reader {i} got {} of {MESSAGES} messages",
+            ids.len()
+        );
+        assert!(
+            ids == sent,
+            "reader {i} got the messages out of stored order"
+        );
+    }
+    let deliver_time = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().expect("sampler thread");
+    let rss_after = server.rss_kib();
+    let peak = peak.load(Ordering::Relaxed).max(rss_after);
+    eprintln!(
+        "published {MESSAGES} in {publish_time:?}, all {READERS} readers done after \
+         {deliver_time:?}; server RSS {rss_before} KiB before, peak {peak} KiB"
+    );
+    assert!(
+        peak.saturating_sub(rss_before) < RSS_GROWTH_LIMIT_KIB,
+        "server RSS grew from {rss_before} KiB to {peak} KiB"
+    );
+
+    // The stuck subscriber now reads: the messages in order, without a gap, up to
+    // where it was cut off, then a `close` event and the end of the response.
+    let events = slow.events_until_end(Duration::from_secs(10));
+    let got: Vec<String> = events
+        .iter()
+        .filter(|e| e.event == "message")
+        .map(|e| e.id.clone().expect("id"))
+        .collect();
+    let all: Vec<String> = ballast.iter().chain(&sent).cloned().collect();
+    assert!(got.len() <= all.len());
+    assert_eq!(
+        got,
+        all[..got.len()],
+        "the slow subscriber got a prefix, in order"
+    );
+    eprintln!(
+        "slow subscriber: {} of {} messages ({} bytes), response ended: {}",
+        got.len(),
+        all.len(),
+        slow.bytes_read(),
+        slow.ended
+    );
+    if got.len() < all.len() {
+        assert!(slow.ended, "cut off, but its response did not end");
+        let last = events.last().expect("events");
+        assert_eq!(
+            last.event, "close",
+            "a cut-off subscriber's last event: {last:?}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_subscriber_that_reads_too_late_finds_a_prefix_then_a_close_event() {
+    let server = TestServer::start("subscriber_queue = 64\nmessage_size_limit = 65536\n");
+    let addr = server.addr().to_string();
+    let mut slow = TcpSse::connect(&addr, "/bulk/sse", Duration::from_secs(10));
+    assert_eq!(
+        slow.next_event(Duration::from_secs(10))
+            .expect("open")
+            .event,
+        "open"
+    );
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let healthy = reader_of(addr.clone(), "/bulk/sse".into(), ready_tx, BULK_MESSAGES);
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("healthy reader ready");
+
+    // Far more than socket buffers hold (about 4 MB each way on Linux) plus 64 frames.
+    let mut sent = Vec::new();
+    for n in 0..BULK_MESSAGES {
+        let body = format!("{n:06}-{}", "y".repeat(60_000));
+        let m = server.publish("bulk", &body).await;
+        sent.push(m["id"].as_str().unwrap().to_string());
+    }
+    let healthy = healthy.join().expect("healthy reader");
+    assert_eq!(healthy, sent, "a reading subscriber gets everything");
+
+    let events = slow.events_until_end(Duration::from_secs(10));
+    assert!(
+        slow.ended,
+        "the slow subscriber's response did not end ({} events, {} bytes)",
+        events.len(),
+        slow.bytes_read()
+    );
+    let got: Vec<String> = events
+        .iter()
+        .filter(|e| e.event == "message")
+        .map(|e| e.id.clone().expect("id"))
+        .collect();
+    assert!(
+        got.len() < sent.len(),
+        "the slow subscriber was never cut off ({} bytes)",
+        slow.bytes_read()
+    );
+    assert_eq!(got, sent[..got.len()], "it got a prefix, in order");
+    let last = events.last().expect("events");
+    assert_eq!(last.event, "close", "last event: {last:?}");
+    let close = last.json();
+    assert_eq!(close["event"], "close");
+    assert_eq!(close["topic"], "bulk");
+    assert!(
+        close["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "the close event says why: {close}"
+    );
+    // Nothing after the close event but the end of the response.
+    assert_eq!(
+        events.iter().filter(|e| e.event == "close").count(),
+        1,
+        "exactly one close event"
+    );
+}
