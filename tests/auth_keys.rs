@@ -301,12 +301,15 @@ async fn a_live_subscription_opened_with_a_key_ends_when_the_key_is_deleted() {
 async fn repeated_checks_of_the_same_api_key_do_not_touch_the_database() {
     let server = server();
     let account = register(&server, "jay").await;
-    // The first check loads the key and the account into the cache.
+    // The first check loads the key and the account into the cache: it is counted.
+    let cold = metric(&server, "tidings_auth_db_lookups_total").await;
     assert_status(
         &get(&server, "/api/me", &account.key()).await,
         200,
         "warm up",
     );
+    let warm = metric(&server, "tidings_auth_db_lookups_total").await;
+    assert!(warm > cold, "a first check is a lookup ({cold} -> {warm})");
     let before = metric(&server, "tidings_auth_db_lookups_total").await;
     for i in 0..50 {
         let got = get(&server, "/api/me", &account.key()).await;
