@@ -664,6 +664,25 @@ impl Live {
     }
 }
 
+/// `publisher` publishes `text` to `topic`; every one of `subscribers` must get it.
+pub async fn assert_all_receive(
+    server: &TestServer,
+    topic: &str,
+    publisher: &Cred,
+    text: &str,
+    subscribers: &mut [Live],
+) {
+    let got = publish_as(server, topic, publisher, text).await;
+    assert_status(&got, 200, &format!("publish {text:?} with {publisher:?}"));
+    for (i, live) in subscribers.iter_mut().enumerate() {
+        let message = live
+            .next_message(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("{text:?} not delivered to subscriber {i} of {topic}"));
+        assert_eq!(message["message"], text, "subscriber {i}: {message}");
+    }
+}
+
 impl WsConn {
     /// The next text frame as JSON (other frames skipped), or `None` on timeout or close.
     async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
