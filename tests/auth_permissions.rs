@@ -207,7 +207,7 @@ async fn subscribers_the_table_allows_receive_what_publishers_it_allows_send() {
     let (_, read) = token(&server, &owner.jwt(), "flow-private", "read").await;
     let (_, write) = token(&server, &owner.jwt(), "flow-private", "write").await;
 
-    let mut public_subs = vec![
+    let mut public_subs = [
         open(
             &server,
             Transport::Sse,
@@ -228,7 +228,7 @@ async fn subscribers_the_table_allows_receive_what_publishers_it_allows_send() {
     for (publisher, text) in [(other.jwt(), "from other"), (owner.key(), "from owner")] {
         assert_all_receive(&server, "flow-public", &publisher, text, &mut public_subs).await;
     }
-    let mut private_subs = vec![
+    let mut private_subs = [
         open(&server, Transport::Json, "flow-private", &read, Via::Query).await,
         open(
             &server,

@@ -289,12 +289,12 @@ async fn revoking_a_token_closes_its_live_subscriptions_within_one_second() {
     let (server, owner, topic) = setup("jan").await;
     let (id, tk) = token(&server, &owner.jwt(), &topic, "read_write").await;
     let (_, kept_token) = token(&server, &owner.jwt(), &topic, "read").await;
-    let mut revoked = vec![
+    let mut revoked = [
         open(&server, Transport::Sse, &topic, &tk, Via::Header).await,
         open(&server, Transport::Ws, &topic, &tk, Via::Query).await,
         open(&server, Transport::Json, &topic, &tk, Via::Query).await,
     ];
-    let mut kept = vec![
+    let mut kept = [
         open(&server, Transport::Sse, &topic, &kept_token, Via::Query).await,
         open(&server, Transport::Ws, &topic, &owner.key(), Via::Query).await,
     ];

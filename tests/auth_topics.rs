@@ -259,7 +259,7 @@ async fn deleting_a_topic_ends_its_subscriptions_and_removes_its_messages_and_to
             "publish",
         );
     }
-    let mut subscribers = vec![
+    let mut subscribers = [
         open(&server, Transport::Sse, topic, &owner.jwt(), Via::Header).await,
         open(&server, Transport::Ws, topic, &owner.key(), Via::Query).await,
         open(&server, Transport::Json, topic, &reader, Via::Query).await,
@@ -396,7 +396,7 @@ async fn making_a_public_topic_private_closes_subscriptions_that_lose_access() {
     let other = register(&server, "rex").await;
     let topic = "pam-t";
     create_topic(&server, &owner.jwt(), topic, "public").await;
-    let mut losing = vec![
+    let mut losing = [
         (
             "anonymous SSE",
             open(&server, Transport::Sse, topic, &Cred::None, Via::Header).await,
@@ -414,7 +414,7 @@ async fn making_a_public_topic_private_closes_subscriptions_that_lose_access() {
             open(&server, Transport::Sse, topic, &other.jwt(), Via::Header).await,
         ),
     ];
-    let mut owners = vec![
+    let mut owners = [
         open(&server, Transport::Sse, topic, &owner.jwt(), Via::Header).await,
         open(&server, Transport::Ws, topic, &owner.key(), Via::Query).await,
     ];
