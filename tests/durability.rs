@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 #[actix_rt::test]
 async fn acknowledged_messages_survive_kill_9_in_order() {
-    let mut server = TestServer::default_config();
+    let mut server = TestServer::broker("").await;
     let mut sent = Vec::new();
     for n in 0..200 {
         sent.push(server.publish("durable", &format!("msg-{n}")).await);
@@ -36,7 +36,7 @@ async fn acknowledged_messages_survive_kill_9_in_order() {
 
 #[actix_rt::test]
 async fn concurrent_acknowledged_publishes_survive_kill_9() {
-    let mut server = TestServer::default_config();
+    let mut server = TestServer::broker("").await;
     let publishers = 8;
     let per_publisher = 50;
     let results = join_all((0..publishers).map(|p| {
@@ -109,7 +109,7 @@ async fn publish_until_failure(
 
 #[actix_rt::test]
 async fn kill_9_during_publishing_loses_no_acknowledged_message() {
-    let mut server = TestServer::default_config();
+    let mut server = TestServer::broker("").await;
     let acked = RefCell::new(Vec::new());
     let url = server.url("/inflight");
     let headers = server.publish_headers.clone();
@@ -149,7 +149,7 @@ async fn kill_9_during_publishing_loses_no_acknowledged_message() {
 
 #[actix_rt::test]
 async fn after_a_restart_new_messages_follow_the_stored_ones() {
-    let mut server = TestServer::default_config();
+    let mut server = TestServer::broker("").await;
     let before = server.publish("continued", "before crash").await;
     server.kill9();
     server.restart();

@@ -9,11 +9,12 @@ use serde_json::{json, Value};
 /// The limit configured for these tests.
 const LIMIT: usize = 100;
 
-fn server() -> TestServer {
-    TestServer::start(&format!("message_size_limit = {LIMIT}\n"))
+async fn server() -> TestServer {
+    TestServer::broker(&format!("message_size_limit = {LIMIT}\n")).await
 }
 
-/// Sends a request and checks it fails with `status` and a JSON `detail` string;
+/// Sends a request (with the publisher credential) and checks it fails with `status`
+/// and a JSON `detail` string;
 /// returns the detail.
 async fn expect_error(
     server: &TestServer,
@@ -23,7 +24,7 @@ async fn expect_error(
     body: impl Into<bytes::Bytes>,
     status: u16,
 ) -> String {
-    let (got, content_type, body) = server.request(method, path, headers, body).await;
+    let (got, content_type, body) = server.publish_request(method, path, headers, body).await;
     let text = String::from_utf8_lossy(&body).to_string();
     assert_eq!(got, status, "{method} {path}: body {text:?}");
     assert!(
@@ -69,7 +70,7 @@ async fn expect_json_publish_error(server: &TestServer, body: &Value, status: u1
 
 #[actix_rt::test]
 async fn empty_body_is_400_message_is_empty() {
-    let server = server();
+    let server = server().await;
     let detail = expect_error(&server, "POST", "/errs", &[], "", 400).await;
     assert_eq!(detail, "Message is empty");
     let detail = expect_error(&server, "PUT", "/errs", &[], "", 400).await;
@@ -89,7 +90,7 @@ async fn empty_body_is_400_message_is_empty() {
 
 #[actix_rt::test]
 async fn body_over_the_size_limit_is_413_message_too_large() {
-    let server = server();
+    let server = server().await;
     let exact = "x".repeat(LIMIT);
     let stored = server.publish("sizes", &exact).await;
     assert_eq!(stored["message"], exact.as_str());
@@ -113,7 +114,7 @@ async fn body_over_the_size_limit_is_413_message_too_large() {
 
 #[actix_rt::test]
 async fn non_utf8_body_is_400() {
-    let server = server();
+    let server = server().await;
     let body: &'static [u8] = b"caf\xe9 \xff\xfe";
     expect_publish_error(&server, "/bytes", &[], body, 400, "UTF-8").await;
     assert!(server.poll("bytes", "").await.is_empty());
@@ -121,7 +122,7 @@ async fn non_utf8_body_is_400() {
 
 #[actix_rt::test]
 async fn bad_priority_is_400() {
-    let server = server();
+    let server = server().await;
     for bad in ["0", "6", "loud", "3.5", "-1"] {
         expect_publish_error(
             &server,
@@ -153,7 +154,7 @@ async fn bad_priority_is_400() {
 
 #[actix_rt::test]
 async fn eleven_tags_are_400_and_ten_are_accepted() {
-    let server = server();
+    let server = server().await;
     let ten: Vec<String> = (1..=10).map(|i| format!("t{i}")).collect();
     let eleven: Vec<String> = (1..=11).map(|i| format!("t{i}")).collect();
 
@@ -186,7 +187,7 @@ async fn eleven_tags_are_400_and_ten_are_accepted() {
 
 #[actix_rt::test]
 async fn title_longer_than_256_chars_is_400() {
-    let server = server();
+    let server = server().await;
     let max = "t".repeat(256);
     let (status, ok) = server
         .publish_with("titles", "fits", &[("X-Title", &max)])
@@ -217,7 +218,7 @@ async fn title_longer_than_256_chars_is_400() {
 
 #[actix_rt::test]
 async fn title_length_counts_characters_not_bytes() {
-    let server = server();
+    let server = server().await;
     // 256 two-byte characters: 512 bytes, still within the limit.
     let title = "é".repeat(256);
     let (status, ok) = server
@@ -229,7 +230,7 @@ async fn title_length_counts_characters_not_bytes() {
 
 #[actix_rt::test]
 async fn invalid_topic_names_are_400() {
-    let server = server();
+    let server = server().await;
     let long = "a".repeat(65);
     for topic in ["bad.topic", "bad%20topic", "caf%C3%A9", long.as_str()] {
         expect_publish_error(&server, &format!("/{topic}"), &[], "m", 400, "topic").await;
@@ -269,11 +270,24 @@ async fn invalid_topic_names_are_400() {
 
 #[actix_rt::test]
 async fn reserved_topic_names_are_400() {
-    let server = server();
-    for name in ["api", "auth", "metrics", "docs", "static", "app", "v1"] {
+    let server = server().await;
+    for name in ["api", "auth", "docs", "static", "app", "v1"] {
         expect_publish_error(&server, &format!("/{name}"), &[], "m", 400, "reserved").await;
         expect_error(&server, "PUT", &format!("/{name}"), &[], "m", 400).await;
         expect_error(&server, "GET", &format!("/{name}/json"), &[], "", 400).await;
+        expect_json_publish_error(
+            &server,
+            &json!({"topic": name, "message": "m"}),
+            400,
+            "reserved",
+        )
+        .await;
+    }
+    // `/health` and `/metrics` are endpoints of their own (other methods get 405),
+    // but as topics they are refused all the same.
+    for name in ["health", "metrics"] {
+        expect_error(&server, "GET", &format!("/{name}/json"), &[], "", 400).await;
+        expect_error(&server, "GET", &format!("/{name}/sse"), &[], "", 400).await;
         expect_json_publish_error(
             &server,
             &json!({"topic": name, "message": "m"}),
@@ -288,7 +302,7 @@ async fn reserved_topic_names_are_400() {
 
 #[actix_rt::test]
 async fn bad_json_on_post_root_is_400() {
-    let server = server();
+    let server = server().await;
     let json_header = [("Content-Type", "application/json")];
     for body in [
         "{not json",
@@ -305,7 +319,7 @@ async fn bad_json_on_post_root_is_400() {
 
 #[actix_rt::test]
 async fn unknown_path_is_404_json() {
-    let server = server();
+    let server = server().await;
     for path in [
         "/a/b/c",
         "/sometopic/nope",
@@ -318,7 +332,7 @@ async fn unknown_path_is_404_json() {
 
 #[actix_rt::test]
 async fn wrong_method_is_405_json() {
-    let server = server();
+    let server = server().await;
     for (method, path) in [
         ("GET", "/sometopic"),
         ("DELETE", "/sometopic"),
@@ -335,7 +349,7 @@ async fn wrong_method_is_405_json() {
 
 #[actix_rt::test]
 async fn bad_since_is_400() {
-    let server = server();
+    let server = server().await;
     server.publish("since", "m").await;
     for bad in ["not-valid!", "a%20b", "10%25", "-5"] {
         for transport in ["sse", "json", "raw"] {
@@ -355,7 +369,7 @@ async fn bad_since_is_400() {
 
 #[actix_rt::test]
 async fn bad_subscribe_filter_is_400() {
-    let server = server();
+    let server = server().await;
     for bad in ["9", "loud", "1,7"] {
         let path = format!("/filters/json?priority={bad}");
         let detail = expect_error(&server, "GET", &path, &[], "", 400).await;
@@ -368,7 +382,7 @@ async fn bad_subscribe_filter_is_400() {
 
 #[actix_rt::test]
 async fn bad_history_limit_is_400() {
-    let server = server();
+    let server = server().await;
     for bad in ["0", "-1", "abc", "100000"] {
         let path = format!("/api/topics/hist/messages?limit={bad}");
         let detail = expect_error(&server, "GET", &path, &[], "", 400).await;
@@ -381,7 +395,7 @@ async fn bad_history_limit_is_400() {
 
 #[actix_rt::test]
 async fn refused_publishes_store_nothing_and_reach_no_subscriber() {
-    let server = server();
+    let server = server().await;
     let mut stream = common::JsonStream::connect(&server, "/refused/json").await;
     let open = stream
         .next_json(std::time::Duration::from_secs(5))

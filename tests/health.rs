@@ -6,7 +6,7 @@ use common::TestServer;
 
 #[actix_rt::test]
 async fn health_answers_ok_in_json() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let (status, content_type, body) = server.request("GET", "/health", &[], "").await;
     assert_eq!(status, 200);
     assert!(
@@ -19,7 +19,7 @@ async fn health_answers_ok_in_json() {
 
 #[actix_rt::test]
 async fn health_still_ok_after_a_restart_on_the_same_database() {
-    let mut server = TestServer::default_config();
+    let mut server = TestServer::broker("").await;
     let topic = common::unique_topic("health");
     server.publish(&topic, "before restart").await;
     server.restart();

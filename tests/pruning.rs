@@ -9,7 +9,7 @@ use common::{Subscriber, TestServer};
 
 #[actix_rt::test]
 async fn expired_messages_are_pruned_from_poll_replay_and_history() {
-    let server = TestServer::start("cache_duration = \"2s\"\n");
+    let server = TestServer::broker("cache_duration = \"2s\"\n").await;
     let m = server.publish("fleeting", "soon gone").await;
     let time = m["time"].as_i64().unwrap();
     assert_eq!(m["expires"].as_i64().unwrap(), time + 2, "{m}");
@@ -49,7 +49,7 @@ async fn expired_messages_are_pruned_from_poll_replay_and_history() {
 
 #[actix_rt::test]
 async fn messages_are_kept_until_they_expire() {
-    let server = TestServer::start("cache_duration = \"5s\"\n");
+    let server = TestServer::broker("cache_duration = \"5s\"\n").await;
     let m = server.publish("kept", "still here").await;
     // Well inside the retention period it is still there.
     actix_rt::time::sleep(Duration::from_millis(1500)).await;

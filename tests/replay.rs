@@ -45,7 +45,7 @@ async fn expect_replay_then_live(
 
 #[actix_rt::test]
 async fn since_all_replays_every_stored_message_then_goes_live() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     for transport in TRANSPORTS {
         let topic = format!("all-{transport}");
         publish_texts(&server, &topic, &["one", "two", "three"]).await;
@@ -63,7 +63,7 @@ async fn since_all_replays_every_stored_message_then_goes_live() {
 
 #[actix_rt::test]
 async fn without_since_only_live_messages_are_sent() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     for transport in TRANSPORTS {
         let topic = format!("none-{transport}");
         publish_texts(&server, &topic, &["old"]).await;
@@ -74,7 +74,7 @@ async fn without_since_only_live_messages_are_sent() {
 
 #[actix_rt::test]
 async fn since_message_id_replays_only_what_follows_it() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     for transport in TRANSPORTS {
         let topic = format!("id-{transport}");
         let sent = publish_texts(&server, &topic, &["m1", "m2", "m3", "m4"]).await;
@@ -92,7 +92,7 @@ async fn since_message_id_replays_only_what_follows_it() {
 
 #[actix_rt::test]
 async fn since_duration_and_unix_time_replay_from_that_moment() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let old = server.publish("timed", "old").await;
     let old_time = old["time"].as_i64().unwrap();
     // Let the clock move two whole seconds past the old message.
@@ -145,7 +145,7 @@ async fn since_duration_and_unix_time_replay_from_that_moment() {
 
 #[actix_rt::test]
 async fn last_event_id_header_replays_after_that_message() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let sent = publish_texts(&server, "resume", &["a", "b", "c"]).await;
     let first = sent[0]["id"].as_str().unwrap();
     let mut sse =
@@ -164,7 +164,7 @@ async fn last_event_id_header_replays_after_that_message() {
 
 #[actix_rt::test]
 async fn sse_reconnect_with_last_event_id_gets_exactly_the_missed_messages() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut sse = SseClient::connect(&server, "/reconnect/sse").await;
     assert_eq!(sse.next_event(WAIT).await.expect("open").event, "open");
     publish_texts(&server, "reconnect", &["r1", "r2"]).await;
@@ -193,7 +193,7 @@ async fn sse_reconnect_with_last_event_id_gets_exactly_the_missed_messages() {
 
 #[actix_rt::test]
 async fn replay_across_several_topics_keeps_publish_order() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut expected = Vec::new();
     for i in 0..6 {
         let topic = if i % 2 == 0 { "left" } else { "right" };
@@ -288,7 +288,7 @@ fn check_no_gap_no_duplicate(
 /// Several publishers race several subscribers that join with `since=all` at different
 /// moments; every subscriber must end up with every message exactly once, in order.
 async fn race(publishers: usize, per_publisher: usize, topic: &str) {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let total = publishers * per_publisher;
     let acked = Cell::new(0);
     let joiners = [

@@ -64,7 +64,7 @@ fn reader_of(
 
 #[actix_rt::test]
 async fn a_subscriber_that_never_reads_does_not_hold_back_the_others() {
-    let server = TestServer::start("subscriber_queue = 64\nmessage_size_limit = 65536\n");
+    let server = TestServer::broker("subscriber_queue = 64\nmessage_size_limit = 65536\n").await;
     let addr = server.addr().to_string();
     let pid = server.pid();
     let path = "/crowd/sse";
@@ -190,7 +190,7 @@ async fn a_subscriber_that_never_reads_does_not_hold_back_the_others() {
 
 #[actix_rt::test]
 async fn a_subscriber_that_reads_too_late_finds_a_prefix_then_a_close_event() {
-    let server = TestServer::start("subscriber_queue = 64\nmessage_size_limit = 65536\n");
+    let server = TestServer::broker("subscriber_queue = 64\nmessage_size_limit = 65536\n").await;
     let addr = server.addr().to_string();
     let mut slow = TcpSse::connect(&addr, "/bulk/sse", Duration::from_secs(10));
     assert_eq!(

@@ -72,7 +72,7 @@ fn assert_open(event: &Value, topics: &str) {
 
 #[actix_rt::test]
 async fn sse_sends_open_then_the_message_with_its_id_and_every_field() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut sse = SseClient::connect(&server, "/alerts/sse").await;
     assert!(
         sse.lines.content_type.starts_with("text/event-stream"),
@@ -93,7 +93,7 @@ async fn sse_sends_open_then_the_message_with_its_id_and_every_field() {
 
 #[actix_rt::test]
 async fn websocket_sends_open_then_the_message_with_every_field() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut ws = WsClient::connect(&server, "/alerts/ws").await;
     let open = ws.next_json(WAIT).await.expect("open event");
     assert_open(&open, "alerts");
@@ -106,7 +106,7 @@ async fn websocket_sends_open_then_the_message_with_every_field() {
 
 #[actix_rt::test]
 async fn json_stream_sends_open_then_the_message_with_every_field() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut stream = JsonStream::connect(&server, "/alerts/json").await;
     assert!(
         stream
@@ -127,7 +127,7 @@ async fn json_stream_sends_open_then_the_message_with_every_field() {
 
 #[actix_rt::test]
 async fn raw_stream_sends_one_line_per_message_text() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut raw = RawStream::connect(&server, "/alerts/raw").await;
     assert!(
         raw.lines.content_type.starts_with("text/plain"),
@@ -151,7 +151,7 @@ async fn raw_stream_sends_one_line_per_message_text() {
 async fn a_message_published_right_after_open_is_delivered() {
     // Once a client has the open event, its subscription is in place: a message
     // published at once must reach it.
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     for round in 0..25 {
         let topic = format!("race{round}");
         let mut stream = JsonStream::connect(&server, &format!("/{topic}/json")).await;
@@ -165,7 +165,7 @@ async fn a_message_published_right_after_open_is_delivered() {
 
 #[actix_rt::test]
 async fn several_topics_in_one_subscription_get_messages_of_each() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut sse = SseClient::connect(&server, "/first,second/sse").await;
     let open = sse.next_event(WAIT).await.expect("open event");
     assert_eq!(open.event, "open");
@@ -221,7 +221,7 @@ async fn received_until_sentinel(
 
 #[actix_rt::test]
 async fn priority_filter_passes_only_listed_priorities() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let publishes: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("p1", vec![("X-Priority", "1")]),
         ("p2", vec![("X-Priority", "2")]),
@@ -247,7 +247,7 @@ async fn priority_filter_passes_only_listed_priorities() {
 
 #[actix_rt::test]
 async fn tags_filter_requires_every_listed_tag() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let publishes: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("only-a", vec![("X-Tags", "a")]),
         ("only-b", vec![("X-Tags", "b")]),
@@ -270,7 +270,7 @@ async fn tags_filter_requires_every_listed_tag() {
 
 #[actix_rt::test]
 async fn title_filter_matches_the_title() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let publishes: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("match", vec![("X-Title", "Alert")]),
         ("other", vec![("X-Title", "Other")]),
@@ -289,7 +289,7 @@ async fn title_filter_matches_the_title() {
 
 #[actix_rt::test]
 async fn poll_returns_the_stored_messages_and_closes() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let sent: Vec<Value> = {
         let mut v = Vec::new();
         for i in 1..=3 {
@@ -346,7 +346,7 @@ async fn poll_returns_the_stored_messages_and_closes() {
 
 #[actix_rt::test]
 async fn keepalives_arrive_on_every_transport() {
-    let server = TestServer::start("keepalive_interval = \"1s\"\n");
+    let server = TestServer::broker("keepalive_interval = \"1s\"\n").await;
     let mut sse = SseClient::connect(&server, "/quiet/sse").await;
     let mut json = JsonStream::connect(&server, "/quiet/json").await;
     let mut ws = WsClient::connect(&server, "/quiet/ws").await;
@@ -386,7 +386,7 @@ async fn keepalives_arrive_on_every_transport() {
 
 #[actix_rt::test]
 async fn put_publishes_like_post() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut stream = JsonStream::connect(&server, "/putty/json").await;
     assert_eq!(stream.next_json(WAIT).await.expect("open")["event"], "open");
     let (status, message) = server
@@ -410,7 +410,7 @@ async fn put_publishes_like_post() {
 
 #[actix_rt::test]
 async fn json_publish_on_root_takes_topic_message_title_priority_and_tags() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut stream = JsonStream::connect(&server, "/jsonpub/json").await;
     assert_eq!(stream.next_json(WAIT).await.expect("open")["event"], "open");
 
@@ -449,7 +449,7 @@ async fn json_publish_on_root_takes_topic_message_title_priority_and_tags() {
 
 #[actix_rt::test]
 async fn priority_names_and_numbers_map_to_1_to_5() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let cases = [
         ("min", 1),
         ("low", 2),
@@ -481,7 +481,7 @@ async fn priority_names_and_numbers_map_to_1_to_5() {
 
 #[actix_rt::test]
 async fn query_parameters_set_title_priority_and_tags() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let (status, m) = server
         .publish_raw(
             "POST",
@@ -510,7 +510,7 @@ async fn query_parameters_set_title_priority_and_tags() {
 #[ignore = "BUG: X-Title with UTF-8 bytes is refused: 400 \"Header X-Title is not valid text\""]
 async fn utf8_title_in_header_is_accepted() {
     // ntfy accepts UTF-8 header values; the title limit is in characters.
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let (status, m) = server
         .publish_with("umlauts", "body", &[("X-Title", "Grüße ✓")])
         .await;
@@ -520,7 +520,7 @@ async fn utf8_title_in_header_is_accepted() {
 
 #[actix_rt::test]
 async fn utf8_title_in_query_is_accepted() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let (status, m) = server
         .publish_raw("POST", "/umlauts?title=Gr%C3%BC%C3%9Fe", "body", &[])
         .await;
@@ -530,7 +530,7 @@ async fn utf8_title_in_query_is_accepted() {
 
 #[actix_rt::test]
 async fn history_returns_stored_messages_oldest_first() {
-    let server = TestServer::default_config();
+    let server = TestServer::broker("").await;
     let mut sent = Vec::new();
     for i in 1..=5 {
         sent.push(server.publish("hist", &format!("h{i}")).await);

@@ -18,6 +18,8 @@ use serde_json::Value;
 
 /// How long a server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Configuration that keeps rate limits out of the way of tests about something else.
+pub const NO_LIMITS: &str = "[limits]\ndefault_tier = \"unlimited\"\nanonymous_per_minute = 0\n";
 /// Limit on any one plain HTTP exchange made by the helpers.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Body size accepted by the helpers for non-streaming responses.
@@ -52,6 +54,43 @@ impl TestServer {
     /// Starts with the default configuration.
     pub fn default_config() -> TestServer {
         Self::start("")
+    }
+
+    /// A server for the publish/subscribe tests: `top_level_toml` (top-level keys only)
+    /// plus no rate limits, with a registered publisher whose credential is in
+    /// `publish_headers`.
+    pub async fn broker(top_level_toml: &str) -> TestServer {
+        let mut server = Self::start(&format!("{top_level_toml}\n{NO_LIMITS}"));
+        server.register_publisher().await;
+        server
+    }
+
+    /// Registers an account and makes its first API key the publisher credential.
+    /// A build without accounts (404) publishes without one.
+    pub async fn register_publisher(&mut self) {
+        let name = unique_topic("publisher").replace('-', "_");
+        let body = serde_json::json!({
+            "email": format!("{name}@example.com"),
+            "username": name,
+            "password": "publisher password",
+        });
+        let (status, _, reply) = self
+            .request(
+                "POST",
+                "/auth/register",
+                &[("Content-Type", "application/json")],
+                body.to_string(),
+            )
+            .await;
+        if status == 404 {
+            return;
+        }
+        let reply = parse_json(&reply, "/auth/register");
+        assert_eq!(status, 201, "registering the publisher: {reply}");
+        let key = reply["api_key"]["key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("registration gives an API key: {reply}"));
+        self.publish_headers = vec![("X-API-Key".to_string(), key.to_string())];
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -139,6 +178,23 @@ impl TestServer {
         (status, content_type, body)
     }
 
+    /// Like [`TestServer::request`], with `publish_headers` added.
+    pub async fn publish_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> (u16, String, Bytes) {
+        let mut all: Vec<(&str, &str)> = self
+            .publish_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.extend_from_slice(headers);
+        self.request(method, path, &all, body).await
+    }
+
     /// `GET path`, body parsed as JSON (status returned alongside).
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let (status, _, body) = self.request("GET", path, &[], Bytes::new()).await;
@@ -171,13 +227,7 @@ impl TestServer {
         body: impl Into<Bytes>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut all: Vec<(&str, &str)> = self
-            .publish_headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        all.extend_from_slice(headers);
-        let (status, _, body) = self.request(method, path, &all, body).await;
+        let (status, _, body) = self.publish_request(method, path, headers, body).await;
         (status, parse_json(&body, path))
     }
 
