@@ -203,6 +203,17 @@ async fn logout_revokes_the_refresh_token_and_needs_a_credential() {
         NOT_AUTHENTICATED,
         "logout without a credential",
     );
+    // Someone else's refresh token cannot be revoked.
+    let other = register(&server, "ivo").await;
+    let foreign = json!({"refresh_token": other.refresh_token});
+    let got = post(&server, "/auth/logout", &account.jwt(), &foreign).await;
+    assert_status(&got, 401, "logout with another account's refresh token");
+    assert_status(
+        &refresh(&server, &other.refresh_token).await,
+        200,
+        "the other account's session survives",
+    );
+
     let got = post(&server, "/auth/logout", &account.jwt(), &body).await;
     assert_status(&got, 204, "logout");
     assert_error(
@@ -238,6 +249,12 @@ async fn an_access_token_expires_after_its_ttl_and_refresh_gives_a_fresh_one() {
     let account = register(&server, "kim").await;
     let topic = "kim-news";
     create_topic(&server, &account.key(), topic, "public").await;
+    // A token fresh from a login, so that slow set-up cannot eat its second.
+    let fresh = login(&server, &account.email, PASSWORD).await;
+    let account = Account {
+        access_token: fresh.1["access_token"].as_str().unwrap().to_string(),
+        ..account
+    };
     assert_status(
         &get(&server, "/api/me", &account.jwt()).await,
         200,
@@ -405,6 +422,12 @@ async fn cli_user_delete_makes_the_users_credentials_fail_within_2_seconds() {
         401,
         INCORRECT_LOGIN,
         "deleted user's login",
+    );
+    assert_error(
+        &refresh(&server, &account.refresh_token).await,
+        401,
+        INVALID,
+        "deleted user's refresh token",
     );
     assert_status(
         &get(&server, "/api/me", &bystander.key()).await,

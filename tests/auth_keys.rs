@@ -322,3 +322,21 @@ async fn repeated_checks_of_the_same_api_key_do_not_touch_the_database() {
         after - before
     );
 }
+
+#[actix_rt::test]
+async fn an_expiry_given_with_an_offset_is_shown_in_utc() {
+    let server = server();
+    let account = register(&server, "kip").await;
+    let made = create_key(
+        &server,
+        &account.jwt(),
+        "offset",
+        Some("2099-01-01T12:00:00+02:00"),
+    )
+    .await;
+    assert_eq!(made["expires_at"], "2099-01-01T10:00:00Z");
+    let keys = list_keys(&server, &account.jwt()).await;
+    let listed = find(&keys, made["id"].as_str().unwrap()).unwrap();
+    assert_eq!(listed["expires_at"], "2099-01-01T10:00:00Z");
+    assert_eq!(listed["active"], true);
+}
