@@ -109,7 +109,28 @@ async fn body_over_the_size_limit_is_413_message_too_large() {
     )
     .await;
     assert_eq!(detail, "Message too large");
-    assert_eq!(common::texts(&server.poll("sizes", "").await), vec![exact]);
+    assert_eq!(
+        common::texts(&server.poll("sizes", "").await),
+        vec![exact.clone()]
+    );
+
+    // The limit is in bytes: 50 two-byte characters fit, 51 do not.
+    server.publish("sizes", &"é".repeat(LIMIT / 2)).await;
+    let detail = expect_error(
+        &server,
+        "POST",
+        "/sizes",
+        &[],
+        "é".repeat(LIMIT / 2 + 1),
+        413,
+    )
+    .await;
+    assert_eq!(detail, "Message too large");
+    // The JSON around the text does not count against it.
+    let (status, m) = server
+        .publish_json(&json!({"topic": "sizes", "message": exact, "title": "t".repeat(200)}))
+        .await;
+    assert_eq!(status, 200, "{m}");
 }
 
 #[actix_rt::test]
@@ -234,6 +255,7 @@ async fn invalid_topic_names_are_400() {
     let long = "a".repeat(65);
     for topic in ["bad.topic", "bad%20topic", "caf%C3%A9", long.as_str()] {
         expect_publish_error(&server, &format!("/{topic}"), &[], "m", 400, "topic").await;
+        expect_error(&server, "PUT", &format!("/{topic}"), &[], "m", 400).await;
         for transport in ["sse", "json", "raw", "ws"] {
             expect_error(
                 &server,
@@ -255,6 +277,8 @@ async fn invalid_topic_names_are_400() {
         )
         .await;
     }
+    // Publishing goes to one topic: a list is not a topic name.
+    expect_publish_error(&server, "/one,two", &[], "m", 400, "topic").await;
     // One bad name in a list spoils the list.
     expect_error(&server, "GET", "/good,bad.one/json", &[], "", 400).await;
     expect_json_publish_error(

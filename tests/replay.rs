@@ -332,3 +332,54 @@ async fn replay_longer_than_one_page_joins_live_without_gap() {
     // More stored messages than one replay page (500) while publishing goes on.
     race(4, 300, "bigrace").await;
 }
+
+#[actix_rt::test]
+async fn filtered_replay_spanning_several_pages_finds_every_match() {
+    let server = TestServer::broker("").await;
+    let acked = Cell::new(0);
+    // 1200 stored messages (more than two replay pages); every 100th is urgent.
+    join_all((0..4).map(|p| {
+        let (server, acked) = (&server, &acked);
+        async move {
+            for n in 0..300 {
+                let i = n * 4 + p;
+                let priority = if i % 100 == 0 { "5" } else { "2" };
+                let (status, m) = server
+                    .publish_with("paged", format!("m{i}"), &[("X-Priority", priority)])
+                    .await;
+                assert_eq!(status, 200, "{m}");
+                acked.set(acked.get() + 1);
+            }
+        }
+    }))
+    .await;
+    assert_eq!(acked.get(), 1200);
+    let stored = common::texts(&server.history("paged", "since=all&limit=10000").await);
+    let mut urgent: Vec<String> = stored
+        .iter()
+        .filter(|t| t[1..].parse::<usize>().unwrap() % 100 == 0)
+        .cloned()
+        .collect();
+    assert_eq!(urgent.len(), 12);
+    for transport in TRANSPORTS {
+        let mut sub =
+            Subscriber::connect(&server, transport, "paged", "since=all&priority=5").await;
+        let got = sub.take_texts(urgent.len(), WAIT).await;
+        assert_eq!(got, urgent, "{transport}");
+        let live = server
+            .publish_with("paged", format!("live-{transport}"), &[("X-Priority", "5")])
+            .await
+            .1;
+        assert_eq!(
+            sub.next_text(WAIT).await.as_deref(),
+            live["message"].as_str()
+        );
+        urgent.push(format!("live-{transport}"));
+    }
+    let all = server.poll("paged", "since=all").await;
+    assert_eq!(
+        all.len(),
+        1204,
+        "poll=1 returns every stored message, across pages"
+    );
+}

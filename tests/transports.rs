@@ -366,6 +366,7 @@ async fn keepalives_arrive_on_every_transport() {
     assert_eq!(ws.next_json(WAIT).await.expect("open")["event"], "open");
     let keepalive = ws.next_json(limit).await.expect("WebSocket keepalive");
     assert_eq!(keepalive["event"], "keepalive");
+    assert!(ws.pings >= 1, "the server pings WebSocket clients");
 
     // Raw: the open and each keepalive are empty lines.
     raw.next_line(WAIT).await.expect("raw open");
@@ -571,4 +572,54 @@ async fn history_returns_stored_messages_oldest_first() {
     assert_eq!(limited_since.len(), 1);
 
     assert!(server.history("empty-hist", "").await.is_empty());
+}
+
+#[actix_rt::test]
+async fn websocket_ignores_frames_the_client_sends() {
+    use awc::ws::Message;
+    let server = TestServer::broker("").await;
+    let mut ws = WsClient::connect(&server, "/chatty/ws").await;
+    assert_eq!(ws.next_json(WAIT).await.expect("open")["event"], "open");
+    ws.send(Message::Text("hello server".into())).await;
+    ws.send(Message::Text(
+        "{\"event\":\"message\",\"message\":\"injected\"}".into(),
+    ))
+    .await;
+    ws.send(Message::Binary(bytes::Bytes::from_static(b"\x00\x01")))
+        .await;
+    ws.send(Message::Ping(bytes::Bytes::from_static(b"are you there")))
+        .await;
+    let published = server.publish("chatty", "from the publisher").await;
+    assert_eq!(ws.next_message(WAIT).await, Some(published));
+    assert!(!ws.is_closed());
+    // Nothing the client sent was published.
+    assert_eq!(
+        common::texts(&server.poll("chatty", "").await),
+        vec!["from the publisher"]
+    );
+}
+
+#[actix_rt::test]
+async fn websocket_poll_sends_the_stored_messages_and_closes() {
+    let server = TestServer::broker("").await;
+    let a = server.publish("wspoll", "a").await;
+    let b = server.publish("wspoll", "b").await;
+    let mut ws = WsClient::connect(&server, "/wspoll/ws?poll=1").await;
+    assert_eq!(ws.next_json(WAIT).await, Some(a));
+    assert_eq!(ws.next_json(WAIT).await, Some(b));
+    assert_eq!(ws.next_json(WAIT).await, None);
+    assert!(ws.is_closed(), "the server closes a poll=1 WebSocket");
+}
+
+#[actix_rt::test]
+async fn a_topic_named_twice_in_a_subscription_delivers_once() {
+    let server = TestServer::broker("").await;
+    let mut json = JsonStream::connect(&server, "/twice,twice/json").await;
+    assert_eq!(json.next_json(WAIT).await.expect("open")["event"], "open");
+    let first = server.publish("twice", "once").await;
+    let second = server.publish("twice", "twice").await;
+    assert_eq!(json.next_message(WAIT).await, Some(first));
+    assert_eq!(json.next_message(WAIT).await, Some(second));
+    let replayed = server.poll("twice,twice", "").await;
+    assert_eq!(common::texts(&replayed), vec!["once", "twice"]);
 }

@@ -639,10 +639,27 @@ impl RawStream {
     }
 }
 
+/// A WebSocket connection as awc gives it: frames in, messages out.
+trait WsConn:
+    futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
+    + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
+    + Unpin
+{
+}
+
+impl<T> WsConn for T where
+    T: futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
+        + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
+        + Unpin
+{
+}
+
 /// `GET /{topics}/ws?...` over WebSocket; one JSON object per text frame.
 pub struct WsClient {
-    frames: LocalBoxStream<'static, Result<awc::ws::Frame, String>>,
+    conn: Box<dyn WsConn>,
     closed: bool,
+    /// Ping frames received from the server so far.
+    pub pings: usize,
 }
 
 impl WsClient {
@@ -655,9 +672,19 @@ impl WsClient {
             .unwrap_or_else(|e| panic!("WebSocket {url}: {e}"));
         assert_eq!(resp.status().as_u16(), 101, "WebSocket {url}");
         WsClient {
-            frames: framed.map(|r| r.map_err(|e| e.to_string())).boxed_local(),
+            conn: Box::new(framed),
             closed: false,
+            pings: 0,
         }
+    }
+
+    /// Sends a frame to the server.
+    pub async fn send(&mut self, message: awc::ws::Message) {
+        use futures_util::SinkExt;
+        actix_rt::time::timeout(REQUEST_TIMEOUT, self.conn.send(message))
+            .await
+            .expect("WebSocket send timed out")
+            .expect("WebSocket send");
     }
 
     /// Whether the server closed the connection.
@@ -674,9 +701,10 @@ impl WsClient {
                 return None;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match actix_rt::time::timeout(left, self.frames.next()).await {
+            match actix_rt::time::timeout(left, self.conn.next()).await {
                 Err(_) => return None,
                 Ok(None) | Ok(Some(Ok(Frame::Close(_)))) => self.closed = true,
+                Ok(Some(Ok(Frame::Ping(_)))) => self.pings += 1,
                 Ok(Some(Ok(Frame::Text(text)))) => return Some(parse_json(&text, "WS frame")),
                 Ok(Some(Ok(Frame::Binary(bin)))) => {
                     panic!(
