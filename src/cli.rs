@@ -56,13 +56,13 @@ pub enum UserAction {
 #[derive(Debug, Args)]
 pub struct Common {
     /// TOML configuration file.
-    #[arg(long, env = "TIDINGS_CONFIG")]
+    #[arg(long, env = "TIDINGS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:8080).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub listen: Option<String>,
     /// `sqlite://PATH` or a file path (default sqlite://tidings.db).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub database_url: Option<String>,
 }
 

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::permissions::Revocation;
 use crate::auth::Auth;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::db::{self, writer::Writer, Pool};
 use crate::http::{self, AppState};
+use crate::limits::Limits;
 use crate::util::now_unix;
 
 /// A topic actor with no subscribers stops after this long.
@@ -31,7 +33,7 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let auth = Auth::start(pool.clone(), jwt_secret(&config, &pool)?.as_bytes(), 2);
     spawn_pruner(writer.clone(), config.cache_duration);
-    spawn_auth_upkeep(auth.clone(), pool.clone());
+    spawn_auth_upkeep(auth.clone(), pool.clone(), broker.clone());
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -39,7 +41,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         broker,
         writer,
         auth,
+        limits: Limits::new(&config),
     });
+    spawn_limit_eviction(state.clone());
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -47,6 +51,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(http::limit_anonymous))
             .wrap(http::json_errors())
             .configure(http::configure)
     })
@@ -88,7 +93,7 @@ fn jwt_secret(config: &Config, pool: &Pool) -> Result<String, String> {
 
 /// Every second: write gathered credential usage, and drop the credential caches
 /// when another process (the admin CLI) changed accounts.
-fn spawn_auth_upkeep(auth: Auth, pool: Pool) {
+fn spawn_auth_upkeep(auth: Auth, pool: Pool, broker: Broker) {
     actix_web::rt::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         let mut seen: Option<String> = None;
@@ -105,8 +110,36 @@ fn spawn_auth_upkeep(auth: Auth, pool: Pool) {
                 if epoch != seen {
                     auth.clear();
                     seen = epoch;
+                    close_orphaned_subscriptions(&pool, &broker).await;
                 }
             }
         }
     });
+}
+
+/// Forgets rate-limiter state of idle IPs and accounts once a minute.
+fn spawn_limit_eviction(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            ticks.tick().await;
+            state.limits.evict();
+        }
+    });
+}
+
+/// After another process changed accounts, closes live subscriptions whose account,
+/// API key or topic token no longer exists.
+async fn close_orphaned_subscriptions(pool: &Pool, broker: &Broker) {
+    let pool = pool.clone();
+    let existing = actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        db::users::existing_ids(&mut conn).map_err(|e| e.to_string())
+    })
+    .await;
+    match existing {
+        Ok(Ok(existing)) => broker.revoke(None, Revocation::Existing(Arc::new(existing))),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not re-check live subscriptions"),
+        Err(_) => {}
+    }
 }

@@ -9,17 +9,18 @@ use crate::error::ApiError;
 /// What a request presents; not yet checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    None,
     AccessToken(String),
     ApiKey(String),
     TopicToken(String),
 }
 
 impl Credential {
-    /// Headers first (`X-Topic-Token`, `X-API-Key`, `Authorization: Bearer`), then the
-    /// query (`?api_key=`, and `?token=` told apart by its `tk_` prefix).
-    pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
-        let header_value = |name: header::HeaderName| -> Result<Option<String>, ApiError> {
+    /// Every credential the request presents, in order of precedence: headers
+    /// (`X-Topic-Token`, `X-API-Key`, `Authorization: Bearer`), then the query
+    /// (`?api_key=`, and `?token=` told apart by its prefix). Empty when there is none.
+    pub fn all_from_request(req: &HttpRequest) -> Result<Vec<Self>, ApiError> {
+        let mut found = Vec::new();
+        let header_value = |name: &str| -> Result<Option<String>, ApiError> {
             req.headers()
                 .get(name)
                 .map(|v| {
@@ -29,32 +30,32 @@ impl Credential {
                 })
                 .transpose()
         };
-        if let Some(token) = header_value(header::HeaderName::from_static("x-topic-token"))? {
-            return Ok(Self::TopicToken(token));
+        if let Some(token) = header_value("x-topic-token")? {
+            found.push(Self::TopicToken(token));
         }
-        if let Some(key) = header_value(header::HeaderName::from_static("x-api-key"))? {
-            return Ok(Self::ApiKey(key));
+        if let Some(key) = header_value("x-api-key")? {
+            found.push(Self::ApiKey(key));
         }
-        if let Some(auth) = header_value(header::AUTHORIZATION)? {
+        if let Some(auth) = header_value(header::AUTHORIZATION.as_str())? {
             let token = auth
                 .strip_prefix("Bearer ")
                 .or_else(|| auth.strip_prefix("bearer "))
                 .ok_or(ApiError::InvalidCredentials)?;
-            return Ok(Self::classify(token.trim()));
+            found.push(Self::classify(token.trim()));
         }
-        Ok(Self::from_query(req.query_string()))
-    }
-
-    fn from_query(query: &str) -> Self {
-        let mut found = Self::None;
-        for (name, value) in url_pairs(query) {
+        for (name, value) in url_pairs(req.query_string()) {
             match name.as_str() {
-                "api_key" => return Self::ApiKey(value),
-                "token" => found = Self::classify(&value),
+                "api_key" => found.push(Self::ApiKey(value)),
+                "token" => found.push(Self::classify(&value)),
                 _ => {}
             }
         }
-        found
+        Ok(found)
+    }
+
+    /// Whether the request presents any credential at all (valid or not).
+    pub fn presented(req: &HttpRequest) -> bool {
+        !matches!(Self::all_from_request(req).as_deref(), Ok([]))
     }
 
     /// A bearer or `?token=` value: `tk_` is a topic token, `noti_` an API key,
@@ -83,28 +84,32 @@ mod tests {
 
     #[test]
     fn headers_and_query_parameters_are_told_apart() {
-        let req = TestRequest::default()
+        let all = |req| Credential::all_from_request(&req);
+        let req = TestRequest::with_uri("/t?api_key=noti_q")
             .insert_header(("X-API-Key", "noti_x"))
             .to_http_request();
         assert_eq!(
-            Credential::from_request(&req).unwrap(),
-            Credential::ApiKey("noti_x".into())
+            all(req).unwrap(),
+            vec![
+                Credential::ApiKey("noti_x".into()),
+                Credential::ApiKey("noti_q".into())
+            ]
         );
         let req = TestRequest::with_uri("/t/sse?token=tk_abc").to_http_request();
         assert_eq!(
-            Credential::from_request(&req).unwrap(),
-            Credential::TopicToken("tk_abc".into())
+            all(req).unwrap(),
+            vec![Credential::TopicToken("tk_abc".into())]
         );
         let req = TestRequest::with_uri("/t/sse?token=eyJ.x.y").to_http_request();
         assert_eq!(
-            Credential::from_request(&req).unwrap(),
-            Credential::AccessToken("eyJ.x.y".into())
+            all(req).unwrap(),
+            vec![Credential::AccessToken("eyJ.x.y".into())]
         );
         let req = TestRequest::default()
             .insert_header(("Authorization", "Basic abc"))
             .to_http_request();
-        assert!(Credential::from_request(&req).is_err());
+        assert!(all(req).is_err());
         let req = TestRequest::default().to_http_request();
-        assert_eq!(Credential::from_request(&req).unwrap(), Credential::None);
+        assert!(!Credential::presented(&req));
     }
 }

@@ -143,10 +143,22 @@ impl Auth {
         Ok(self.inner.lookups.send(msg).await?)
     }
 
-    /// Resolves a credential; a credential that is present but not valid is an error.
+    /// Resolves what a request presents: no credential is anonymous; every credential
+    /// presented must be valid (none is silently ignored); the first one decides.
+    pub async fn resolve_all(&self, credentials: Vec<Credential>) -> ApiResult<Principal> {
+        let mut principal = Principal::Anonymous;
+        for (i, credential) in credentials.into_iter().enumerate() {
+            let resolved = self.resolve(credential).await?;
+            if i == 0 {
+                principal = resolved;
+            }
+        }
+        Ok(principal)
+    }
+
+    /// Resolves one credential; one that is present but not valid is an error.
     pub async fn resolve(&self, credential: Credential) -> ApiResult<Principal> {
         match credential {
-            Credential::None => Ok(Principal::Anonymous),
             Credential::AccessToken(token) => {
                 let user_id = self.inner.jwt.verify(&token)?;
                 let user = self.user(&user_id).await?;

@@ -1,5 +1,6 @@
 //! Who may do what on a topic (the permission table of the contract), as pure logic.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{AccountVia, Principal};
@@ -68,6 +69,17 @@ pub enum Revocation {
     BecamePrivate,
     /// The topic became public: topic tokens no longer apply.
     BecamePublic,
+    /// Accounts, API keys or tokens may have been deleted by another process: only
+    /// grants whose account, key and token still exist stay.
+    Existing(Arc<Existing>),
+}
+
+/// The ids that exist right now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Existing {
+    pub users: HashSet<String>,
+    pub api_keys: HashSet<String>,
+    pub tokens: HashSet<String>,
 }
 
 impl Grant {
@@ -79,6 +91,17 @@ impl Grant {
             (Self::Token { id }, Revocation::Token(revoked)) => id == revoked,
             (Self::Public { .. }, Revocation::BecamePrivate) => true,
             (Self::Token { .. }, Revocation::BecamePublic) => true,
+            (_, Revocation::Existing(e)) => {
+                let gone_key =
+                    |key: &Option<String>| key.as_ref().is_some_and(|k| !e.api_keys.contains(k));
+                match self {
+                    Self::Token { id } => !e.tokens.contains(id),
+                    Self::Public { user, key } => {
+                        user.as_ref().is_some_and(|u| !e.users.contains(u)) || gone_key(key)
+                    }
+                    Self::Owner { user, key } => !e.users.contains(user) || gone_key(key),
+                }
+            }
             _ => false,
         }
     }
@@ -245,5 +268,14 @@ mod tests {
         assert!(tok.revoked_by(&Revocation::Token("t1".into())));
         assert!(!tok.revoked_by(&Revocation::Token("t2".into())));
         assert!(tok.revoked_by(&Revocation::BecamePublic));
+        let existing = Existing {
+            users: ["u".to_string()].into(),
+            api_keys: HashSet::new(),
+            tokens: ["t1".to_string()].into(),
+        };
+        let existing = Revocation::Existing(Arc::new(existing));
+        assert!(!tok.revoked_by(&existing));
+        assert!(by_key.revoked_by(&existing), "its API key is gone");
+        assert!(!anyone.revoked_by(&existing));
     }
 }

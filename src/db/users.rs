@@ -71,3 +71,25 @@ pub fn delete(conn: &mut Conn, email: &str) -> QueryResult<usize> {
         diesel::delete(users::table.find(&user.id)).execute(conn)
     })
 }
+
+/// The ids of every account, API key and topic token that exists now.
+pub fn existing_ids(conn: &mut Conn) -> QueryResult<crate::auth::permissions::Existing> {
+    use super::schema::{api_keys, topic_tokens};
+    Ok(crate::auth::permissions::Existing {
+        users: users::table
+            .select(users::id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect(),
+        api_keys: api_keys::table
+            .select(api_keys::id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect(),
+        tokens: topic_tokens::table
+            .select(topic_tokens::id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect(),
+    })
+}

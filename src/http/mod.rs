@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
@@ -25,6 +26,7 @@ use crate::config::Config;
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::error::{ApiError, Detail};
+use crate::limits::Limits;
 use crate::metrics::METRICS;
 
 /// What every handler can reach.
@@ -34,6 +36,7 @@ pub struct AppState {
     pub broker: Broker,
     pub writer: Writer,
     pub auth: Auth,
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -73,11 +76,11 @@ impl actix_web::FromRequest for Principal {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let credential = Credential::from_request(req);
+        let credentials = Credential::all_from_request(req);
         Box::pin(async move {
             let state = state.ok_or(ApiError::Internal)?;
-            let resolved = match credential {
-                Ok(credential) => state.auth.resolve(credential).await,
+            let resolved = match credentials {
+                Ok(credentials) => state.auth.resolve_all(credentials).await,
                 Err(e) => Err(e),
             };
             resolved.inspect_err(|e| METRICS.auth_failed(e))
@@ -160,11 +163,45 @@ pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
 pub fn header_text(req: &HttpRequest, names: &[&str]) -> Result<Option<String>, ApiError> {
     for name in names {
         if let Some(value) = req.headers().get(*name) {
-            return value
-                .to_str()
-                .map(|s| Some(s.to_string()))
-                .map_err(|_| ApiError::bad_request(format!("Header {name} is not valid text")));
+            return String::from_utf8(value.as_bytes().to_vec())
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("Header {name} is not valid UTF-8")));
         }
     }
     Ok(None)
+}
+
+/// The client's IP: the peer address, or behind a proxy the right-most
+/// `X-Forwarded-For` hop (the one our proxy added).
+pub fn client_ip(req: &HttpRequest, behind_proxy: bool) -> Option<std::net::IpAddr> {
+    if behind_proxy {
+        let forwarded = req
+            .headers()
+            .get("X-Forwarded-For")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|hop| hop.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
+/// Requests that present no credential count against their IP's quota, on every path.
+pub async fn limit_anonymous(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let anonymous = !Credential::presented(req.request());
+    if anonymous && req.method() != actix_web::http::Method::OPTIONS {
+        if let Some(state) = req.app_data::<web::Data<AppState>>() {
+            if let Some(ip) = client_ip(req.request(), state.config.behind_proxy) {
+                if let Err(e) = state.limits.check_anonymous(ip) {
+                    return Ok(req.error_response(e));
+                }
+            }
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }

@@ -14,6 +14,7 @@ use crate::broker::message::{
     check_tags, check_title, parse_priority, parse_tags, Message, DEFAULT_PRIORITY,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::limits::Allowance;
 use crate::util::{now_unix, random_id};
 
 /// Room for the JSON around the message text in `POST /`.
@@ -99,6 +100,7 @@ async fn store(principal: &Principal, draft: Draft, state: &AppState) -> ApiResu
         .authorize_topic(principal, &draft.topic, Action::Publish)
         .await?;
     let message = check(draft, state)?;
+    let allowance = charge_publish(principal, state).await?;
     if topic.is_none() {
         if !state.config.auto_create_topics {
             return Err(ApiError::not_found("Topic"));
@@ -109,9 +111,29 @@ async fn store(principal: &Principal, draft: Draft, state: &AppState) -> ApiResu
             .await?;
     }
     let envelope = state.writer.publish(message).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(envelope.json.clone().into_bytes()))
+    let mut response = HttpResponse::Ok();
+    response.content_type("application/json");
+    if let Some(a) = allowance {
+        response
+            .insert_header(("X-RateLimit-Limit", a.limit.to_string()))
+            .insert_header(("X-RateLimit-Remaining", a.remaining.to_string()));
+    }
+    Ok(response.body(envelope.json.clone().into_bytes()))
+}
+
+/// Takes one publish from the quota of the account that pays for it: the publisher's,
+/// or for a topic token the topic owner's.
+async fn charge_publish(principal: &Principal, state: &AppState) -> ApiResult<Option<Allowance>> {
+    let account = match principal {
+        Principal::Account { user, .. } => user.clone(),
+        Principal::TopicToken(token) => state
+            .auth
+            .user(&token.owner_id)
+            .await?
+            .ok_or(ApiError::InvalidCredentials)?,
+        Principal::Anonymous => return Err(ApiError::NotAuthenticated),
+    };
+    state.limits.check_publish(&account.id, &account.tier)
 }
 
 /// Turns a draft into a message, or says what is wrong with it.
