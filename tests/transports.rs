@@ -153,11 +153,14 @@ async fn a_message_published_right_after_open_is_delivered() {
     // published at once must reach it.
     let server = TestServer::broker("").await;
     for round in 0..25 {
-        let topic = format!("race{round}");
-        let mut stream = JsonStream::connect(&server, &format!("/{topic}/json")).await;
+        // Several topics, so that the last one is registered last.
+        let topics: Vec<String> = (0..8).map(|i| format!("race{round}-{i}")).collect();
+        let list = topics.join(",");
+        let mut stream = JsonStream::connect(&server, &format!("/{list}/json")).await;
         let open = stream.next_json(WAIT).await.expect("open event");
-        assert_open(&open, &topic);
-        let published = server.publish(&topic, "right after open").await;
+        assert_open(&open, &list);
+        let last = topics.last().unwrap();
+        let published = server.publish(last, "right after open").await;
         let got = stream.next_message(WAIT).await;
         assert_eq!(got.as_ref(), Some(&published), "round {round}");
     }
