@@ -169,15 +169,8 @@ impl Auth {
             }
             Credential::ApiKey(secret) => {
                 let hash = digest(&secret);
-                let key = match self.inner.api_keys.get(&hash) {
-                    Some(key) => key.clone(),
-                    None => {
-                        let found = self.lookup(LoadApiKey { hash: hash.clone() }).await??;
-                        let key = Arc::new(found.ok_or(ApiError::InvalidCredentials)?);
-                        self.inner.api_keys.insert(hash.clone(), key.clone());
-                        key
-                    }
-                };
+                let load = LoadApiKey { hash: hash.clone() };
+                let key = self.by_digest(&self.inner.api_keys, &hash, load).await?;
                 let now = now_unix();
                 check_secret(&key.key_hash, &hash, key.expires_at, now)?;
                 let user = self.user(&key.user_id).await?;
@@ -190,21 +183,36 @@ impl Auth {
             }
             Credential::TopicToken(secret) => {
                 let hash = digest(&secret);
-                let token = match self.inner.tokens.get(&hash) {
-                    Some(token) => token.clone(),
-                    None => {
-                        let found = self.lookup(LoadTopicToken { hash: hash.clone() }).await??;
-                        let token = Arc::new(found.ok_or(ApiError::InvalidCredentials)?);
-                        self.inner.tokens.insert(hash.clone(), token.clone());
-                        token
-                    }
-                };
+                let load = LoadTopicToken { hash: hash.clone() };
+                let token = self.by_digest(&self.inner.tokens, &hash, load).await?;
                 let now = now_unix();
                 check_secret(&token.token_hash, &hash, token.expires_at, now)?;
                 self.inner.usage.token_used(&token.id, now);
                 Ok(Principal::TopicToken(token))
             }
         }
+    }
+
+    /// A secret's record from `cache`, or from the database (then cached); unknown
+    /// secrets are invalid credentials.
+    async fn by_digest<T, M>(
+        &self,
+        cache: &DashMap<String, Arc<T>>,
+        hash: &str,
+        load: M,
+    ) -> ApiResult<Arc<T>>
+    where
+        T: Send + 'static,
+        M: actix::Message<Result = ApiResult<Option<T>>> + Send + 'static,
+        Authenticator: actix::Handler<M>,
+    {
+        if let Some(hit) = cache.get(hash) {
+            return Ok(hit.clone());
+        }
+        let found = self.lookup(load).await??;
+        let record = Arc::new(found.ok_or(ApiError::InvalidCredentials)?);
+        cache.insert(hash.to_string(), record.clone());
+        Ok(record)
     }
 
     pub async fn user(&self, id: &str) -> ApiResult<Option<Arc<UserInfo>>> {
