@@ -249,3 +249,160 @@ async fn a_subscriber_that_reads_too_late_finds_a_prefix_then_a_close_event() {
         "exactly one close event"
     );
 }
+
+/// A WebSocket client on a plain `TcpStream`: handshake by hand, then it can stop
+/// reading for as long as it likes, and later read the frames the server sent.
+struct RawWs {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    socket: std::net::TcpStream,
+}
+
+/// One frame from the server (which never masks).
+enum WsFrame {
+    Text(String),
+    Close,
+    Other,
+}
+
+impl RawWs {
+    fn connect(addr: &str, path: &str) -> RawWs {
+        use std::io::{BufRead, Write};
+        let mut socket = std::net::TcpStream::connect(addr).expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        socket
+            .write_all(request.as_bytes())
+            .expect("send handshake");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        let mut reader = std::io::BufReader::new(socket.try_clone().expect("clone"));
+        let mut status = String::new();
+        reader.read_line(&mut status).expect("status line");
+        assert!(status.contains(" 101 "), "handshake answered {status:?}");
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("header line");
+            if line.trim().is_empty() {
+                break;
+            }
+        }
+        RawWs { reader, socket }
+    }
+
+    /// The next frame, or `None` on timeout or end of connection.
+    fn next_frame(&mut self, timeout: Duration) -> Option<WsFrame> {
+        use std::io::Read;
+        self.socket
+            .set_read_timeout(Some(timeout))
+            .expect("read timeout");
+        let mut head = [0u8; 2];
+        self.reader.read_exact(&mut head).ok()?;
+        let opcode = head[0] & 0x0f;
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut b = [0u8; 2];
+                self.reader.read_exact(&mut b).ok()?;
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                self.reader.read_exact(&mut b).ok()?;
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+        let mut payload = vec![0u8; len];
+        self.reader.read_exact(&mut payload).ok()?;
+        Some(match opcode {
+            0x1 => WsFrame::Text(String::from_utf8(payload).expect("UTF-8 text frame")),
+            0x8 => WsFrame::Close,
+            _ => WsFrame::Other,
+        })
+    }
+}
+
+#[actix_rt::test]
+async fn a_websocket_subscriber_that_never_reads_does_not_hold_back_the_others() {
+    let server = TestServer::broker("subscriber_queue = 64\nmessage_size_limit = 65536\n").await;
+    let addr = server.addr().to_string();
+    let rss_before = server.rss_kib();
+    let mut stuck = RawWs::connect(&addr, "/wsbulk/ws");
+    match stuck.next_frame(Duration::from_secs(10)) {
+        Some(WsFrame::Text(open)) => assert!(open.contains("\"open\""), "{open}"),
+        _ => panic!("no open frame"),
+    }
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let healthy = reader_of(addr.clone(), "/wsbulk/sse".into(), ready_tx, BULK_MESSAGES);
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("healthy reader ready");
+
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    for n in 0..BULK_MESSAGES {
+        let body = format!("{n:06}-{}", "w".repeat(60_000));
+        let m = server.publish("wsbulk", &body).await;
+        sent.push(m["message"].as_str().unwrap().to_string());
+    }
+    let healthy = healthy.join().expect("healthy reader");
+    assert_eq!(
+        healthy.len(),
+        BULK_MESSAGES,
+        "a reading subscriber gets everything"
+    );
+    let rss_after = server.rss_kib();
+    eprintln!(
+        "published {BULK_MESSAGES} x 60 KB in {:?}; server RSS {rss_before} KiB -> {rss_after} KiB",
+        started.elapsed()
+    );
+    assert!(
+        rss_after.saturating_sub(rss_before) < RSS_GROWTH_LIMIT_KIB,
+        "server RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+
+    // The stuck client reads at last: messages in order without a gap, then the
+    // close event, then a Close frame.
+    let mut texts = Vec::new();
+    let mut close_event = None;
+    let mut closed = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(frame) = stuck.next_frame(deadline.saturating_duration_since(Instant::now())) {
+        match frame {
+            WsFrame::Text(text) => {
+                let value = common::parse_json(text.as_bytes(), "WS frame");
+                match value["event"].as_str() {
+                    Some("message") => {
+                        assert!(close_event.is_none(), "a message after the close event");
+                        texts.push(value["message"].as_str().unwrap().to_string());
+                    }
+                    Some("close") => close_event = Some(value),
+                    _ => {}
+                }
+            }
+            WsFrame::Close => {
+                closed = true;
+                break;
+            }
+            WsFrame::Other => {}
+        }
+    }
+    eprintln!(
+        "stuck WebSocket subscriber got {} of {BULK_MESSAGES} messages",
+        texts.len()
+    );
+    assert!(
+        texts.len() < sent.len(),
+        "the stuck subscriber was never cut off"
+    );
+    assert_eq!(texts, sent[..texts.len()], "it got a prefix, in order");
+    let close_event = close_event.expect("a close event before the Close frame");
+    assert_eq!(close_event["topic"], "wsbulk");
+    assert!(
+        closed,
+        "the server closes the WebSocket after the close event"
+    );
+}
