@@ -1,6 +1,6 @@
-//! Back-pressure: one subscriber that never reads must not hold back a hundred others
-//! nor make the server's memory grow; it is cut off, and when it finally reads it finds
-//! an in-order prefix of the messages followed by a `close` event.
+//! Back-pressure: a subscriber (SSE or WebSocket) that never reads must not hold back
+//! the others (a hundred of them) nor make the server's memory grow; it is cut off, and
+//! when it finally reads it finds an in-order prefix of the messages, then a `close` event.
 
 mod common;
 
