@@ -437,7 +437,6 @@ async fn cli_user_delete_makes_the_users_credentials_fail_within_2_seconds() {
 }
 
 #[actix_rt::test]
-#[ignore = "BUG: `tidings user add --config F --database-url D …` is refused (exit 2): the options are only accepted before the action"]
 async fn cli_user_commands_accept_their_options_after_the_action() {
     let server = server();
     let (config, db) = server_paths(&server);
@@ -616,7 +615,6 @@ async fn with_registration_closed_the_admin_cli_still_adds_accounts() {
 }
 
 #[actix_rt::test]
-#[ignore = "BUG: after `tidings user delete`, the user's live subscriptions stay open and receive messages of another account's new private topic of the same name"]
 async fn a_deleted_users_live_subscription_gets_nothing_from_a_new_topic_of_the_same_name() {
     let server = server();
     let gone = register(&server, "yan").await;
