@@ -145,9 +145,10 @@ impl Actor for Session {
                 .into_actor(self)
                 .map(|_, _, ctx| ctx.stop()),
         );
+        // `open` is sent only once every topic has this session registered, so a
+        // message published after a client saw `open` always reaches it.
+        let open = (!self.spec.poll).then(|| self.control("open", None));
         if !self.spec.poll {
-            let open = self.control("open", None);
-            self.push(open, ctx);
             let every = self.spec.keepalive;
             ctx.run_interval(every, |act, ctx| {
                 if act.spec.transport == Transport::Ws {
@@ -179,6 +180,9 @@ impl Actor for Session {
                     };
                     topics.push(subscribe_to(&broker, name, subscribe).await?);
                 }
+            }
+            if let Some(open) = open {
+                out.send(open).await.map_err(|_| ())?;
             }
             let names = topic_grants.into_iter().map(|(name, _)| name).collect();
             let last = replay(pool, names, since, &filter, transport, &out).await?;
