@@ -30,15 +30,21 @@ fn cached_credentials(c: &mut Criterion) {
     let api_key = Credential::ApiKey(key.secret.clone());
     let access = Credential::AccessToken(jwt);
     // Warm the caches; from here on no check may touch the database.
-    system.block_on(auth.resolve(api_key.clone())).unwrap();
-    system.block_on(auth.resolve(access.clone())).unwrap();
+    system
+        .block_on(auth.resolve(api_key.clone(), None))
+        .unwrap();
+    system.block_on(auth.resolve(access.clone(), None)).unwrap();
     let lookups = auth.db_lookups();
 
     c.bench_function("resolve cached API key", |b| {
-        b.iter(|| system.block_on(auth.resolve(api_key.clone())).unwrap())
+        b.iter(|| {
+            system
+                .block_on(auth.resolve(api_key.clone(), None))
+                .unwrap()
+        })
     });
     c.bench_function("resolve access JWT (cached account)", |b| {
-        b.iter(|| system.block_on(auth.resolve(access.clone())).unwrap())
+        b.iter(|| system.block_on(auth.resolve(access.clone(), None)).unwrap())
     });
     assert_eq!(
         auth.db_lookups(),
@@ -46,7 +52,9 @@ fn cached_credentials(c: &mut Criterion) {
         "cached checks queried the database"
     );
 
-    let principal = system.block_on(auth.resolve(api_key.clone())).unwrap();
+    let principal = system
+        .block_on(auth.resolve(api_key.clone(), None))
+        .unwrap();
     let topic = Arc::new(TopicInfo {
         name: "alerts".into(),
         owner_id: user.id.clone(),

@@ -31,6 +31,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
 
+    warn_development_mode(&pool);
     let auth = Auth::start(pool.clone(), jwt_secret(&config, &pool)?.as_bytes(), 2);
     spawn_pruner(writer.clone(), config.cache_duration);
     spawn_auth_upkeep(auth.clone(), pool.clone(), broker.clone());
@@ -53,6 +54,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             .app_data(state.clone())
             .wrap(actix_web::middleware::from_fn(http::limit_anonymous))
             .wrap(http::json_errors())
+            .wrap(actix_web::middleware::from_fn(http::cors))
             .configure(http::configure)
     })
     .workers(workers)
@@ -141,5 +143,15 @@ async fn close_orphaned_subscriptions(pool: &Pool, broker: &Broker) {
         Ok(Ok(existing)) => broker.revoke(None, Revocation::Existing(Arc::new(existing))),
         Ok(Err(e)) => tracing::warn!(error = %e, "could not re-check live subscriptions"),
         Err(_) => {}
+    }
+}
+
+/// Accounts whose browser access needs no signed user key are worth a warning.
+fn warn_development_mode(pool: &Pool) {
+    let Ok(mut conn) = pool.get() else { return };
+    if let Ok(usernames) = db::clients::in_development_mode(&mut conn) {
+        for username in usernames {
+            tracing::warn!(account = %username, "client authentication is in development mode: any user id may subscribe to this account's topics");
+        }
     }
 }

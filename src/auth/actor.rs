@@ -3,6 +3,7 @@
 
 use actix::prelude::*;
 
+use super::client::ClientAccount;
 use super::permissions::{TopicInfo, Visibility};
 use super::{ApiKeyInfo, TokenInfo, UserInfo};
 use crate::db::{self, Pool};
@@ -40,6 +41,40 @@ pub struct LoadTopicToken {
 #[rtype(result = "ApiResult<Option<TopicInfo>>")]
 pub struct LoadTopic {
     pub name: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "ApiResult<Option<ClientAccount>>")]
+pub struct LoadClient {
+    pub client_key: String,
+}
+
+impl Handler<LoadClient> for Authenticator {
+    type Result = ApiResult<Option<ClientAccount>>;
+
+    fn handle(&mut self, msg: LoadClient, _: &mut SyncContext<Self>) -> Self::Result {
+        let mut conn = self.pool.get()?;
+        let Some(settings) = db::clients::by_client_key(&mut conn, &msg.client_key)? else {
+            return Ok(None);
+        };
+        let signing_key = match &settings.signing_key {
+            Some(k) => Some(
+                jsonwebtoken::DecodingKey::from_rsa_pem(k.public_key_pem.as_bytes()).map_err(
+                    |e| {
+                        tracing::error!(error = %e, "stored signing key is unreadable");
+                        crate::error::ApiError::Internal
+                    },
+                )?,
+            ),
+            None => None,
+        };
+        Ok(Some(ClientAccount {
+            user_id: settings.user.id,
+            security_mode: settings.user.security_mode,
+            signing_key,
+            origins: settings.origins,
+        }))
+    }
 }
 
 impl Handler<LoadUser> for Authenticator {

@@ -12,6 +12,13 @@ pub enum Credential {
     AccessToken(String),
     ApiKey(String),
     TopicToken(String),
+    /// Browser access: the account's client key with a user key (RS256 JWT) or, in
+    /// development mode, a user id.
+    Client {
+        client_key: String,
+        user_key: Option<String>,
+        user_id: Option<String>,
+    },
 }
 
 impl Credential {
@@ -43,12 +50,27 @@ impl Credential {
                 .ok_or(ApiError::InvalidCredentials)?;
             found.push(Self::classify(token.trim()));
         }
-        for (name, value) in url_pairs(req.query_string()) {
+        let query = url_pairs(req.query_string());
+        let param = |wanted: &str| {
+            query
+                .iter()
+                .find(|(name, _)| name == wanted)
+                .map(|(_, v)| v.clone())
+        };
+        for (name, value) in &query {
             match name.as_str() {
-                "api_key" => found.push(Self::ApiKey(value)),
-                "token" => found.push(Self::classify(&value)),
+                "api_key" => found.push(Self::ApiKey(value.clone())),
+                "token" => found.push(Self::classify(value)),
                 _ => {}
             }
+        }
+        let client_key = header_value("x-client-key")?.or_else(|| param("client_key"));
+        if let Some(client_key) = client_key {
+            found.push(Self::Client {
+                client_key,
+                user_key: header_value("x-user-key")?.or_else(|| param("user_key")),
+                user_id: header_value("x-user-id")?.or_else(|| param("user_id")),
+            });
         }
         Ok(found)
     }

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod actor;
+pub mod client;
 pub mod credential;
 pub mod jwt;
 pub mod permissions;
@@ -22,7 +23,8 @@ use dashmap::DashMap;
 use crate::db::Pool;
 use crate::error::{ApiError, ApiResult};
 use crate::util::now_unix;
-use actor::{Authenticator, LoadApiKey, LoadTopic, LoadTopicToken, LoadUser};
+use actor::{Authenticator, LoadApiKey, LoadClient, LoadTopic, LoadTopicToken, LoadUser};
+use client::{ClientAccount, ClientUser};
 use credential::Credential;
 use jwt::JwtKeys;
 use permissions::TopicInfo;
@@ -73,6 +75,11 @@ pub enum Principal {
         via: AccountVia,
     },
     TopicToken(Arc<TokenInfo>),
+    /// A browser end user of an account (subscribe only).
+    Client {
+        account: Arc<ClientAccount>,
+        user: ClientUser,
+    },
 }
 
 impl Principal {
@@ -81,7 +88,7 @@ impl Principal {
         match self {
             Self::Account { user, .. } => Ok(user),
             Self::Anonymous => Err(ApiError::NotAuthenticated),
-            Self::TopicToken(_) => Err(ApiError::Forbidden),
+            Self::TopicToken(_) | Self::Client { .. } => Err(ApiError::Forbidden),
         }
     }
 }
@@ -98,6 +105,7 @@ struct Inner {
     api_keys: DashMap<String, Arc<ApiKeyInfo>>,
     tokens: DashMap<String, Arc<TokenInfo>>,
     topics: DashMap<String, Option<Arc<TopicInfo>>>,
+    clients: DashMap<String, Arc<ClientAccount>>,
     usage: Usage,
     db_lookups: AtomicU64,
 }
@@ -114,6 +122,7 @@ impl Auth {
                 api_keys: DashMap::new(),
                 tokens: DashMap::new(),
                 topics: DashMap::new(),
+                clients: DashMap::new(),
                 usage: Usage::default(),
                 db_lookups: AtomicU64::new(0),
             }),
@@ -145,10 +154,15 @@ impl Auth {
 
     /// Resolves what a request presents: no credential is anonymous; every credential
     /// presented must be valid (none is silently ignored); the first one decides.
-    pub async fn resolve_all(&self, credentials: Vec<Credential>) -> ApiResult<Principal> {
+    /// `origin` is the request's `Origin` header (checked for client credentials).
+    pub async fn resolve_all(
+        &self,
+        credentials: Vec<Credential>,
+        origin: Option<&str>,
+    ) -> ApiResult<Principal> {
         let mut principal = Principal::Anonymous;
         for (i, credential) in credentials.into_iter().enumerate() {
-            let resolved = self.resolve(credential).await?;
+            let resolved = self.resolve(credential, origin).await?;
             if i == 0 {
                 principal = resolved;
             }
@@ -157,8 +171,29 @@ impl Auth {
     }
 
     /// Resolves one credential; one that is present but not valid is an error.
-    pub async fn resolve(&self, credential: Credential) -> ApiResult<Principal> {
+    pub async fn resolve(
+        &self,
+        credential: Credential,
+        origin: Option<&str>,
+    ) -> ApiResult<Principal> {
         match credential {
+            Credential::Client {
+                client_key,
+                user_key,
+                user_id,
+            } => {
+                let account = self
+                    .client(&client_key)
+                    .await?
+                    .ok_or(ApiError::InvalidCredentials)?;
+                account.check_origin(origin)?;
+                let user = match (user_key, user_id) {
+                    (Some(key), _) => client::verify_user_key(&account, &key, now_unix())?,
+                    (None, Some(id)) => client::dev_user(&account, &id)?,
+                    (None, None) => return Err(ApiError::NotAuthenticated),
+                };
+                Ok(Principal::Client { account, user })
+            }
             Credential::AccessToken(token) => {
                 let user_id = self.inner.jwt.verify(&token)?;
                 let user = self.user(&user_id).await?;
@@ -248,6 +283,30 @@ impl Auth {
         self.inner.tokens.retain(|_, t| t.topic != name);
     }
 
+    /// The browser-access settings behind a client key (`None`: no such key).
+    pub async fn client(&self, client_key: &str) -> ApiResult<Option<Arc<ClientAccount>>> {
+        if let Some(account) = self.inner.clients.get(client_key) {
+            return Ok(Some(account.clone()));
+        }
+        let found = self
+            .lookup(LoadClient {
+                client_key: client_key.to_string(),
+            })
+            .await??;
+        Ok(found.map(|account| {
+            let account = Arc::new(account);
+            self.inner
+                .clients
+                .insert(client_key.to_string(), account.clone());
+            account
+        }))
+    }
+
+    /// An account's browser-access settings changed.
+    pub fn forget_client(&self, user_id: &str) {
+        self.inner.clients.retain(|_, c| c.user_id != user_id);
+    }
+
     pub fn forget_api_key(&self, id: &str) {
         self.inner.api_keys.retain(|_, k| k.id != id);
     }
@@ -266,6 +325,7 @@ impl Auth {
         self.inner.api_keys.clear();
         self.inner.tokens.clear();
         self.inner.topics.clear();
+        self.inner.clients.clear();
     }
 }
 

@@ -56,6 +56,8 @@ pub enum Grant {
     Owner { user: String, key: Option<String> },
     /// A topic access token.
     Token { id: String },
+    /// A browser end user of the owning account.
+    Client { account: String },
 }
 
 /// A change after which some live subscriptions must end.
@@ -69,6 +71,8 @@ pub enum Revocation {
     BecamePrivate,
     /// The topic became public: topic tokens no longer apply.
     BecamePublic,
+    /// An account's browser access changed (signing key, mode or origins).
+    ClientAccess(String),
     /// Accounts, API keys or tokens may have been deleted by another process: only
     /// grants whose account, key and token still exist stay.
     Existing(Arc<Existing>),
@@ -91,6 +95,7 @@ impl Grant {
             (Self::Token { id }, Revocation::Token(revoked)) => id == revoked,
             (Self::Public { .. }, Revocation::BecamePrivate) => true,
             (Self::Token { .. }, Revocation::BecamePublic) => true,
+            (Self::Client { account }, Revocation::ClientAccess(changed)) => account == changed,
             (_, Revocation::Existing(e)) => {
                 let gone_key =
                     |key: &Option<String>| key.as_ref().is_some_and(|k| !e.api_keys.contains(k));
@@ -100,6 +105,7 @@ impl Grant {
                         user.as_ref().is_some_and(|u| !e.users.contains(u)) || gone_key(key)
                     }
                     Self::Owner { user, key } => !e.users.contains(user) || gone_key(key),
+                    Self::Client { account } => !e.users.contains(account),
                 }
             }
             _ => false,
@@ -157,6 +163,19 @@ pub fn authorize(
             }
             Ok(Grant::Token {
                 id: token.id.clone(),
+            })
+        }
+        Principal::Client { account, user } => {
+            let owned = topic.is_some_and(|t| t.owner_id == account.user_id);
+            let listed = user
+                .topics
+                .as_ref()
+                .is_none_or(|topics| topics.iter().any(|t| t == topic_name));
+            if action != Action::Subscribe || !owned || !listed {
+                return Err(ApiError::Forbidden);
+            }
+            Ok(Grant::Client {
+                account: account.user_id.clone(),
             })
         }
     }

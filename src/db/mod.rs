@@ -1,6 +1,7 @@
 //! Storage: the connection pool, embedded migrations, and the queries per table.
 //! Only this module (and its children) speaks Diesel.
 
+pub mod clients;
 pub mod keys;
 pub mod messages;
 pub mod schema;

@@ -86,7 +86,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signing_keys (id) {
+        id -> Text,
+        user_id -> Text,
+        public_key_pem -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    allowed_origins (user_id, origin) {
+        user_id -> Text,
+        origin -> Text,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(signing_keys -> users (user_id));
+diesel::joinable!(allowed_origins -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(topics -> users (owner_id));
 diesel::joinable!(topic_tokens -> topics (topic));
@@ -99,4 +117,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     topics,
     topic_tokens,
     settings,
+    signing_keys,
+    allowed_origins,
 );

@@ -2,6 +2,8 @@
 //! actix itself rejects. Handlers stay thin; the work lives in `broker`, `db`, `auth`.
 
 mod accounts;
+mod client_auth;
+mod cors;
 mod health;
 mod keys;
 mod publish;
@@ -28,6 +30,7 @@ use crate::db::Pool;
 use crate::error::{ApiError, Detail};
 use crate::limits::Limits;
 use crate::metrics::METRICS;
+pub use cors::cors;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -77,10 +80,11 @@ impl actix_web::FromRequest for Principal {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let credentials = Credential::all_from_request(req);
+        let origin = header_text(req, &["Origin"]).ok().flatten();
         Box::pin(async move {
             let state = state.ok_or(ApiError::Internal)?;
             let resolved = match credentials {
-                Ok(credentials) => state.auth.resolve_all(credentials).await,
+                Ok(credentials) => state.auth.resolve_all(credentials, origin.as_deref()).await,
                 Err(e) => Err(e),
             };
             resolved.inspect_err(|e| METRICS.auth_failed(e))
@@ -101,6 +105,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/health").route(web::get().to(health::health)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))
         .configure(accounts::configure)
+        .configure(client_auth::configure)
         .configure(keys::configure)
         .configure(topics::configure)
         .service(resource("/").route(web::post().to(publish::publish_json)))

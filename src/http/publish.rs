@@ -132,6 +132,7 @@ async fn charge_publish(principal: &Principal, state: &AppState) -> ApiResult<Op
             .await?
             .ok_or(ApiError::InvalidCredentials)?,
         Principal::Anonymous => return Err(ApiError::NotAuthenticated),
+        Principal::Client { .. } => return Err(ApiError::Forbidden),
     };
     state.limits.check_publish(&account.id, &account.tier)
 }

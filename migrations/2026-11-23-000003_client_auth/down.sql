@@ -1,0 +1,2 @@
+DROP TABLE allowed_origins;
+DROP TABLE signing_keys;
