@@ -59,7 +59,8 @@ pub async fn cors(
     let client_request = client_key.is_some() || req.headers().contains_key("X-Client-Key");
     let response = next.call(req).await?.map_into_boxed_body();
     if client_request || server_allows(&state, &origin) {
-        return Ok(response.map_into_boxed_body().into_response_with(&origin));
+        let (req, res) = response.into_parts();
+        return Ok(ServiceResponse::new(req, with_origin(res, &origin)));
     }
     Ok(response)
 }
@@ -93,15 +94,4 @@ fn with_origin(mut response: HttpResponse, origin: &str) -> HttpResponse {
         );
     }
     response
-}
-
-trait WithOrigin {
-    fn into_response_with(self, origin: &str) -> Self;
-}
-
-impl WithOrigin for ServiceResponse<BoxBody> {
-    fn into_response_with(self, origin: &str) -> Self {
-        let (req, res) = self.into_parts();
-        ServiceResponse::new(req, with_origin(res, origin))
-    }
 }
