@@ -164,7 +164,14 @@ async fn get(
 #[derive(Deserialize)]
 struct UpdateTopic {
     visibility: Option<String>,
-    description: Option<String>,
+    /// Absent: keep; `null`: clear; text: replace.
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 async fn update(
@@ -180,7 +187,7 @@ async fn update(
         None => topic.visibility,
     };
     let (current, _) = state.topic_with_owner(&name).await?;
-    let description = body.description.or(current.description);
+    let description = body.description.unwrap_or(current.description);
     let topic_name = name.clone();
     state
         .db(move |conn| {
