@@ -206,6 +206,16 @@ async fn the_owner_can_change_visibility_and_description() {
     let (_, topic) = get(&server, "/api/topics/ida-t", &owner.jwt()).await;
     assert_eq!(topic["visibility"], "private");
     assert_eq!(topic["description"], "Deploys");
+    let got = patch(
+        &server,
+        "/api/topics/ida-t",
+        &owner.jwt(),
+        &json!({"description": null}),
+    )
+    .await;
+    assert_status(&got, 200, "clear description");
+    assert_eq!(got.1["description"], serde_json::Value::Null);
+    assert_eq!(got.1["visibility"], "private", "visibility kept");
 }
 
 #[actix_rt::test]
