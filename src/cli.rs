@@ -21,6 +21,33 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(Common),
+    /// Publish one message to a running server.
+    Publish {
+        #[command(flatten)]
+        remote: Remote,
+        topic: String,
+        message: String,
+        #[arg(long)]
+        title: Option<String>,
+        /// 1-5 or min, low, default, high, max/urgent.
+        #[arg(long)]
+        priority: Option<String>,
+        /// Comma-separated.
+        #[arg(long)]
+        tags: Option<String>,
+    },
+    /// Print the messages of one or more (comma-separated) topics as JSON lines.
+    Subscribe {
+        #[command(flatten)]
+        remote: Remote,
+        topics: String,
+        /// Replay from: all, a duration (10m), a unix time or a message id.
+        #[arg(long)]
+        since: Option<String>,
+        /// Print the stored messages and exit.
+        #[arg(long)]
+        poll: bool,
+    },
     /// Manage accounts (works while the server runs, on the same database).
     User {
         #[command(flatten)]
@@ -52,7 +79,31 @@ pub enum UserAction {
     Delete { email: String },
 }
 
-/// Options every command takes.
+/// How `publish` and `subscribe` reach a server.
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// An API key (`noti_…`).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// A topic token (`tk_…`) or an access JWT.
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+impl Remote {
+    fn target(self) -> crate::client::Target {
+        crate::client::Target {
+            server: self.server,
+            api_key: self.api_key,
+            token: self.token,
+        }
+    }
+}
+
+/// Options every server-side command takes.
 #[derive(Debug, Args)]
 pub struct Common {
     /// TOML configuration file.
@@ -82,6 +133,38 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(common) => {
             let config = common.load()?;
             actix_web::rt::System::new().block_on(crate::server::run(config))
+        }
+        Command::Publish {
+            remote,
+            topic,
+            message,
+            title,
+            priority,
+            tags,
+        } => {
+            let publication = crate::client::Publication {
+                topic,
+                message,
+                title,
+                priority,
+                tags,
+            };
+            let target = remote.target();
+            actix_web::rt::System::new().block_on(crate::client::publish(&target, publication))
+        }
+        Command::Subscribe {
+            remote,
+            topics,
+            since,
+            poll,
+        } => {
+            let target = remote.target();
+            actix_web::rt::System::new().block_on(crate::client::subscribe(
+                &target,
+                &topics,
+                since.as_deref(),
+                poll,
+            ))
         }
         Command::User { common, action } => {
             let config = common.load()?;

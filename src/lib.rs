@@ -8,11 +8,12 @@
 //!   connection), the message object and its encodings, `since` and filters.
 //! - [`http`]: routes and thin handlers.
 //! - [`server`]: wires everything together and serves.
-//! - [`cli`]: the `tidings` command line.
+//! - [`cli`]: the `tidings` command line; [`client`]: its `publish`/`subscribe` client.
 
 pub mod auth;
 pub mod broker;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
