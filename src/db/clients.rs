@@ -78,10 +78,10 @@ pub fn set_origins(conn: &mut Conn, user_id: &str, origins: &[String]) -> QueryR
                 )
             })
             .collect();
-        diesel::insert_into(allowed_origins::table)
+        super::on_backend!(conn, |c| diesel::insert_into(allowed_origins::table)
             .values(&rows)
-            .execute(conn)
-            .map(drop)
+            .execute(c))
+        .map(drop)
     })
 }
 

@@ -2,8 +2,10 @@
 
 use diesel::prelude::*;
 
-use super::schema::messages;
+use super::schema::{counters, messages};
 use super::Conn;
+
+const MESSAGE_SEQ: &str = "message_seq";
 use crate::broker::message::{split_list, Message};
 use crate::broker::since::Since;
 
@@ -55,16 +57,21 @@ impl From<MessageRow> for Message {
 }
 
 pub fn insert_batch(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> {
-    diesel::insert_into(messages::table)
+    super::on_backend!(conn, |c| diesel::insert_into(messages::table)
         .values(rows)
-        .execute(conn)
+        .execute(c))
 }
 
-pub fn max_seq(conn: &mut Conn) -> QueryResult<i64> {
-    messages::table
-        .select(diesel::dsl::max(messages::seq))
-        .first::<Option<i64>>(conn)
-        .map(|m| m.unwrap_or(0))
+/// Reserves `count` sequence numbers and returns the first. Called inside the
+/// transaction that stores them: the counter's row stays locked until it commits, so
+/// commits (of every node sharing the database) happen in sequence order.
+pub fn reserve_seqs(conn: &mut Conn, count: i64) -> QueryResult<i64> {
+    let counter = counters::table.find(MESSAGE_SEQ);
+    diesel::update(counter)
+        .set(counters::value.eq(counters::value + count))
+        .execute(conn)?;
+    let last: i64 = counter.select(counters::value).first(conn)?;
+    Ok(last - count + 1)
 }
 
 /// Removes messages whose expiry is before `now`; returns how many.

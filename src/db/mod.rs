@@ -1,5 +1,6 @@
 //! Storage: the connection pool, embedded migrations, and the queries per table.
-//! Only this module (and its children) speaks Diesel.
+//! Only this module (and its children) speaks Diesel. One set of queries serves both
+//! backends through [`Conn`], an enum over a SQLite and a PostgreSQL connection.
 
 pub mod clients;
 pub mod keys;
@@ -13,59 +14,191 @@ pub mod writer;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool as R2d2Pool};
-use diesel::{Connection, SqliteConnection};
+use diesel::r2d2::{ManageConnection, Pool as R2d2Pool, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection, PgConnection, QueryResult, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub type Conn = SqliteConnection;
-pub type Pool = R2d2Pool<ConnectionManager<Conn>>;
+/// A connection to either backend; every query in this module runs on it.
+#[derive(diesel::MultiConnection)]
+pub enum Conn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = R2d2Pool<Manager>;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// Settings every connection gets: wait for locks instead of failing, enforce keys,
-/// and a WAL journal whose commits survive a crash of the process.
-const CONNECTION_PRAGMAS: &str =
+/// Settings every SQLite connection gets: wait for locks instead of failing, enforce
+/// keys, and a WAL journal whose commits survive a crash of the process.
+const SQLITE_PRAGMAS: &str =
     "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
-#[derive(Debug)]
-struct Pragmas;
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// `postgres://…` or `postgresql://…`, passed to libpq as it is.
+    Postgres(String),
+    /// `sqlite://PATH`, `sqlite:PATH` or a bare path.
+    Sqlite(String),
+}
 
-impl CustomizeConnection<Conn, diesel::r2d2::Error> for Pragmas {
-    fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(CONNECTION_PRAGMAS)
-            .map_err(diesel::r2d2::Error::QueryError)
+impl Backend {
+    pub fn parse(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::Postgres(url.to_string());
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        Self::Sqlite(path.to_string())
+    }
+
+    /// How the database is named in messages: the path, or the URL without its password.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.clone(),
+            Self::Postgres(url) => redact_password(url),
+        }
+    }
+
+    fn establish(&self) -> Result<Conn, String> {
+        let conn = match self {
+            Self::Postgres(url) => PgConnection::establish(url).map(Conn::Postgres),
+            Self::Sqlite(path) => SqliteConnection::establish(path).map(Conn::Sqlite),
+        };
+        let mut conn = conn.map_err(|e| e.to_string())?;
+        if let Conn::Sqlite(sqlite) = &mut conn {
+            sqlite
+                .batch_execute(SQLITE_PRAGMAS)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(conn)
     }
 }
 
-/// `sqlite://PATH`, `sqlite:PATH` and a bare path all name a SQLite file.
-pub fn sqlite_path(url: &str) -> &str {
-    url.strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url)
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Opens pooled connections of the configured backend (never guesses another one).
+#[derive(Debug)]
+pub struct Manager {
+    backend: Backend,
+}
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Conn, Self::Error> {
+        self.backend.establish().map_err(|e| {
+            diesel::r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(e))
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.is_broken()
+    }
 }
 
 /// Opens one connection with the shared settings (the writer owns one of these).
 pub fn connect(url: &str) -> Result<Conn, String> {
-    let path = sqlite_path(url);
-    let mut conn =
-        Conn::establish(path).map_err(|e| format!("cannot open database {path}: {e}"))?;
-    conn.batch_execute(CONNECTION_PRAGMAS)
-        .map_err(|e| format!("cannot open database {path}: {e}"))?;
-    Ok(conn)
+    let backend = Backend::parse(url);
+    backend
+        .establish()
+        .map_err(|e| format!("cannot open database {}: {e}", backend.display()))
 }
 
-/// Opens the database, switches it to WAL, applies pending migrations and returns a pool.
+/// Opens the database (SQLite: in WAL mode), applies pending migrations and returns a pool.
 pub fn open(url: &str) -> Result<Pool, String> {
-    let path = sqlite_path(url).to_string();
+    let backend = Backend::parse(url);
+    let name = backend.display();
     let mut conn = connect(url)?;
-    conn.batch_execute("PRAGMA journal_mode = WAL;")
-        .map_err(|e| format!("cannot open database {path}: {e}"))?;
+    if let Conn::Sqlite(sqlite) = &mut conn {
+        sqlite
+            .batch_execute("PRAGMA journal_mode = WAL;")
+            .map_err(|e| format!("cannot open database {name}: {e}"))?;
+    }
     conn.run_pending_migrations(MIGRATIONS)
-        .map_err(|e| format!("cannot migrate database {path}: {e}"))?;
+        .map_err(|e| format!("cannot migrate database {name}: {e}"))?;
     R2d2Pool::builder()
         .max_size(8)
-        .connection_timeout(Duration::from_secs(10))
-        .connection_customizer(Box::new(Pragmas))
-        .build(ConnectionManager::new(path.clone()))
-        .map_err(|e| format!("cannot open database {path}: {e}"))
+        .connection_timeout(Duration::from_secs(5))
+        .build(Manager { backend })
+        .map_err(|e| format!("cannot open database {name}: {e}"))
+}
+
+/// Runs the same Diesel expression on the concrete connection of either backend, for
+/// the few statements the backend-neutral connection cannot express (multi-row inserts).
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres($c) => $body,
+            $crate::db::Conn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// A unique-key violation counts as "already there": `Ok(0)` rows.
+pub fn ignore_duplicate(result: QueryResult<usize>) -> QueryResult<usize> {
+    match result {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(0),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_backend() {
+        assert_eq!(Backend::parse("a.db"), Backend::Sqlite("a.db".into()));
+        assert_eq!(
+            Backend::parse("sqlite:///tmp/a.db"),
+            Backend::Sqlite("/tmp/a.db".into())
+        );
+        assert_eq!(
+            Backend::parse("sqlite:a.db"),
+            Backend::Sqlite("a.db".into())
+        );
+        assert_eq!(
+            Backend::parse("postgres://u@h/db"),
+            Backend::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(
+            Backend::parse("postgresql://u@h/db"),
+            Backend::Postgres("postgresql://u@h/db".into())
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            Backend::parse("postgres://tidings:s3cret@db:5432/t").display(),
+            "postgres://tidings:***@db:5432/t"
+        );
+        assert_eq!(
+            Backend::parse("postgres://h/db").display(),
+            "postgres://h/db"
+        );
+    }
 }

@@ -87,6 +87,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
     signing_keys (id) {
         id -> Text,
         user_id -> Text,
@@ -117,6 +124,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     topics,
     topic_tokens,
     settings,
+    counters,
     signing_keys,
     allowed_origins,
 );

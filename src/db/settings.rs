@@ -20,10 +20,11 @@ pub fn get(conn: &mut Conn, name: &str) -> QueryResult<Option<String>> {
 
 /// Stores `value` unless `name` is already set; returns the value in force.
 pub fn get_or_init(conn: &mut Conn, name: &str, value: &str) -> QueryResult<String> {
-    diesel::insert_into(settings::table)
-        .values((settings::name.eq(name), settings::value.eq(value)))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
+    super::ignore_duplicate(
+        diesel::insert_into(settings::table)
+            .values((settings::name.eq(name), settings::value.eq(value)))
+            .execute(conn),
+    )?;
     settings::table
         .find(name)
         .select(settings::value)
@@ -32,11 +33,15 @@ pub fn get_or_init(conn: &mut Conn, name: &str, value: &str) -> QueryResult<Stri
 
 pub fn bump_auth_epoch(conn: &mut Conn) -> QueryResult<()> {
     let next = crate::util::random_id(16);
-    diesel::insert_into(settings::table)
-        .values((settings::name.eq(AUTH_EPOCH), settings::value.eq(&next)))
-        .on_conflict(settings::name)
-        .do_update()
+    let updated = diesel::update(settings::table.find(AUTH_EPOCH))
         .set(settings::value.eq(&next))
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    if updated == 0 {
+        super::ignore_duplicate(
+            diesel::insert_into(settings::table)
+                .values((settings::name.eq(AUTH_EPOCH), settings::value.eq(&next)))
+                .execute(conn),
+        )?;
+    }
+    Ok(())
 }

@@ -26,10 +26,7 @@ pub fn insert(conn: &mut Conn, topic: &TopicRow) -> QueryResult<usize> {
 
 /// Inserts unless the name is taken; true when this call created it.
 pub fn insert_if_absent(conn: &mut Conn, topic: &TopicRow) -> QueryResult<bool> {
-    let n = diesel::insert_into(topics::table)
-        .values(topic)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
+    let n = super::ignore_duplicate(insert(conn, topic))?;
     Ok(n == 1)
 }
 

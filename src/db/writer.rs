@@ -15,6 +15,8 @@ use crate::broker::message::{Envelope, Message};
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::METRICS;
+use diesel::r2d2::R2D2Connection;
+use diesel::{Connection, QueryResult};
 
 /// At most this many publishes share one transaction.
 const MAX_BATCH: usize = 512;
@@ -46,13 +48,14 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread on its own connection.
     pub fn start(url: &str, broker: Broker) -> Result<Self, String> {
-        let mut conn = super::connect(url)?;
-        let next_seq =
-            messages::max_seq(&mut conn).map_err(|e| format!("cannot read database: {e}"))? + 1;
+        let conn = Link {
+            url: url.to_string(),
+            conn: Some(super::connect(url)?),
+        };
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("tidings-writer".into())
-            .spawn(move || run(conn, rx, broker, next_seq))
+            .spawn(move || run(conn, rx, broker))
             .map_err(|e| format!("cannot start writer thread: {e}"))?;
         Ok(Self { jobs })
     }
@@ -84,7 +87,44 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Conn, jobs: Receiver<Job>, broker: Broker, mut next_seq: i64) {
+/// The writer's own connection, opened again after the database went away.
+struct Link {
+    url: String,
+    conn: Option<Conn>,
+}
+
+impl Link {
+    /// Runs `work` on the connection; when it fails because the connection broke (the
+    /// database restarted), runs it once more on a fresh one.
+    fn with<T>(&mut self, mut work: impl FnMut(&mut Conn) -> QueryResult<T>) -> QueryResult<T> {
+        let first = match self.conn.as_mut() {
+            Some(conn) => work(conn),
+            None => Err(diesel::result::Error::BrokenTransactionManager),
+        };
+        match first {
+            Err(e) if self.broken() => {
+                self.conn = None;
+                match super::connect(&self.url) {
+                    Ok(conn) => work(self.conn.insert(conn)),
+                    Err(reason) => {
+                        tracing::error!(%reason, "database unavailable");
+                        Err(e)
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn broken(&mut self) -> bool {
+        match self.conn.as_mut() {
+            Some(conn) => conn.is_broken() || conn.ping().is_err(),
+            None => true,
+        }
+    }
+}
+
+fn run(mut conn: Link, jobs: Receiver<Job>, broker: Broker) {
     let mut publishes = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         let mut job = Some(first);
@@ -92,7 +132,7 @@ fn run(mut conn: Conn, jobs: Receiver<Job>, broker: Broker, mut next_seq: i64) {
             match current {
                 Job::Publish { message, reply } => publishes.push((message, reply)),
                 Job::Other(other) => {
-                    commit(&mut conn, &mut publishes, &broker, &mut next_seq);
+                    commit(&mut conn, &mut publishes, &broker);
                     maintain(&mut conn, other);
                 }
             }
@@ -100,28 +140,31 @@ fn run(mut conn: Conn, jobs: Receiver<Job>, broker: Broker, mut next_seq: i64) {
                 job = jobs.try_recv().ok();
             }
         }
-        commit(&mut conn, &mut publishes, &broker, &mut next_seq);
+        commit(&mut conn, &mut publishes, &broker);
     }
 }
 
 /// Commits the pending publishes in one transaction, then delivers and acknowledges them.
 fn commit(
-    conn: &mut Conn,
+    conn: &mut Link,
     pending: &mut Vec<(Message, oneshot::Sender<ApiResult<Arc<Envelope>>>)>,
     broker: &Broker,
-    next_seq: &mut i64,
 ) {
     if pending.is_empty() {
         return;
     }
-    for (i, (message, _)) in pending.iter_mut().enumerate() {
-        message.seq = *next_seq + i as i64;
-    }
-    let rows: Vec<MessageRow> = pending.iter().map(|(m, _)| MessageRow::from(m)).collect();
-    let stored = conn.immediate_transaction(|conn| messages::insert_batch(conn, &rows));
+    let stored = conn.with(|conn| {
+        conn.transaction(|conn| {
+            let first = messages::reserve_seqs(conn, pending.len() as i64)?;
+            for (i, (message, _)) in pending.iter_mut().enumerate() {
+                message.seq = first + i as i64;
+            }
+            let rows: Vec<MessageRow> = pending.iter().map(|(m, _)| MessageRow::from(m)).collect();
+            messages::insert_batch(conn, &rows)
+        })
+    });
     match stored {
         Ok(_) => {
-            *next_seq += pending.len() as i64;
             METRICS.published(pending.len() as u64);
             for (message, reply) in pending.drain(..) {
                 let envelope = Arc::new(Envelope::new(message));
@@ -138,15 +181,15 @@ fn commit(
     }
 }
 
-fn maintain(conn: &mut Conn, job: Maintenance) {
+fn maintain(conn: &mut Link, job: Maintenance) {
     match job {
-        Maintenance::Prune { now } => match messages::prune(conn, now) {
+        Maintenance::Prune { now } => match conn.with(|conn| messages::prune(conn, now)) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "pruned expired messages"),
             Err(e) => tracing::error!(error = %e, "pruning failed"),
         },
         Maintenance::DeleteTopic { topic, reply } => {
-            let result = messages::delete_topic(conn, &topic);
+            let result = conn.with(|conn| messages::delete_topic(conn, &topic));
             let _ = reply.send(result.map(drop).map_err(ApiError::from));
         }
     }

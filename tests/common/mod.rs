@@ -3,6 +3,8 @@
 //! clients that never wait without a time limit.
 #![allow(dead_code)]
 
+pub mod services;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ const BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// A running `tidings serve` on 127.0.0.1 with its own temp dir, config and database.
 pub struct TestServer {
     dir: tempfile::TempDir,
+    database_url: String,
     child: Option<Child>,
     addr: String,
     /// Added to every request the `publish*` helpers make (publisher credentials).
@@ -36,15 +39,27 @@ pub struct TestServer {
 
 impl TestServer {
     /// Writes `extra_toml` as the config file and starts the server.
+    /// The database is a SQLite file in the temp dir, or a fresh PostgreSQL database
+    /// when the suite runs against PostgreSQL (see [`services`]).
     pub fn start(extra_toml: &str) -> TestServer {
+        Self::start_on(extra_toml, None)
+    }
+
+    /// Like [`TestServer::start`], on the given database (`None`: a fresh one), e.g.
+    /// several nodes of one cluster on a shared PostgreSQL database.
+    pub fn start_on(extra_toml: &str, database_url: Option<&str>) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("tidings-test-")
             .tempdir()
             .expect("create temp dir");
         std::fs::write(dir.path().join("tidings.toml"), extra_toml).expect("write config");
-        let (child, addr) = spawn(dir.path());
+        let database_url = database_url
+            .map(str::to_string)
+            .unwrap_or_else(|| services::fresh_database_url(dir.path()));
+        let (child, addr) = spawn(dir.path(), &database_url);
         TestServer {
             dir,
+            database_url,
             child: Some(child),
             addr,
             publish_headers: Vec::new(),
@@ -112,6 +127,11 @@ impl TestServer {
         self.dir.path()
     }
 
+    /// What the server was given as `--database-url`.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("server.log")
     }
@@ -136,7 +156,7 @@ impl TestServer {
     /// Starts the server again on the same temp dir, config and database (new port).
     pub fn restart(&mut self) {
         self.kill9();
-        let (child, addr) = spawn(self.dir.path());
+        let (child, addr) = spawn(self.dir.path(), &self.database_url);
         self.child = Some(child);
         self.addr = addr;
     }
@@ -282,7 +302,7 @@ fn qmark(query: &str) -> &'static str {
 }
 
 /// Starts the binary in `dir` and waits for its listening line.
-fn spawn(dir: &Path) -> (Child, String) {
+fn spawn(dir: &Path, database_url: &str) -> (Child, String) {
     let log_path = dir.join("server.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -296,7 +316,7 @@ fn spawn(dir: &Path) -> (Child, String) {
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--database-url")
-        .arg(dir.join("tidings.db"))
+        .arg(database_url)
         .env_remove("TIDINGS_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

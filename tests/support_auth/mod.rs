@@ -769,10 +769,9 @@ pub fn tidings(args: &[&str]) -> CliOutput {
 
 /// The `--config` and `--database-url` of a running test server.
 pub fn server_paths(server: &TestServer) -> (String, String) {
-    let dir = server.dir();
     (
-        dir.join("tidings.toml").display().to_string(),
-        dir.join("tidings.db").display().to_string(),
+        server.dir().join("tidings.toml").display().to_string(),
+        server.database_url().to_string(),
     )
 }
 
