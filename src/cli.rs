@@ -112,9 +112,12 @@ pub struct Common {
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, global = true)]
     pub listen: Option<String>,
-    /// `sqlite://PATH` or a file path (default sqlite://tidings.db).
+    /// `sqlite://PATH`, a file path (default sqlite://tidings.db) or `postgres://…`.
     #[arg(long, global = true)]
     pub database_url: Option<String>,
+    /// `redis://HOST:PORT`: run as one node of a cluster sharing the database.
+    #[arg(long, global = true)]
+    pub redis_url: Option<String>,
 }
 
 impl Common {
@@ -123,6 +126,7 @@ impl Common {
             config_file: self.config.clone(),
             listen: self.listen.clone(),
             database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
         })
     }
 }

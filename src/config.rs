@@ -127,6 +127,7 @@ pub struct Overrides {
     pub config_file: Option<std::path::PathBuf>,
     pub listen: Option<String>,
     pub database_url: Option<String>,
+    pub redis_url: Option<String>,
 }
 
 impl Config {
@@ -157,8 +158,14 @@ impl Config {
         if let Some(listen) = &overrides.listen {
             table.insert("listen".into(), Value::String(listen.clone()));
         }
-        if let Some(url) = &overrides.database_url {
-            table.insert("database_url".into(), Value::String(url.clone()));
+        let flags = [
+            ("database_url", &overrides.database_url),
+            ("redis_url", &overrides.redis_url),
+        ];
+        for (key, value) in flags {
+            if let Some(value) = value {
+                table.insert(key.into(), Value::String(value.clone()));
+            }
         }
         let config: Config = Value::Table(table)
             .try_into()

@@ -7,6 +7,7 @@
 //! - [`broker`]: topic actors (subscribers, fan-out), session actors (one per
 //!   connection), the message object and its encodings, `since` and filters.
 //! - [`http`]: routes and thin handlers.
+//! - [`cluster`]: several nodes on one database, fanning out through Redis.
 //! - [`server`]: wires everything together and serves.
 //! - [`cli`]: the `tidings` command line; [`client`]: its `publish`/`subscribe` client.
 
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -98,6 +98,11 @@ impl Limits {
     }
 
     /// Forgets keys whose quota is full again.
+    /// Publishes per minute of `tier`; `None` when it is unlimited.
+    pub fn tier_quota(&self, tier: &str) -> Option<u32> {
+        self.tiers.get(tier).map(|l| l.per_minute)
+    }
+
     pub fn evict(&self) {
         if let Some(l) = &self.anonymous {
             l.evict();

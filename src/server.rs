@@ -9,6 +9,7 @@ use actix_web::{web, App, HttpServer};
 use crate::auth::permissions::Revocation;
 use crate::auth::Auth;
 use crate::broker::Broker;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::db::{self, writer::Writer, Pool};
 use crate::http::{self, AppState};
@@ -24,7 +25,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     let config = Arc::new(config);
     let pool = db::open(&config.database_url)?;
     let broker = Broker::new(TOPIC_IDLE_TIMEOUT);
-    let writer = Writer::start(&config.database_url, broker.clone())?;
+    let cluster = config.redis_url.as_deref().map(Cluster::new).transpose()?;
+    let writer = Writer::start(&config.database_url, broker.clone(), cluster.clone())?;
     let listener = TcpListener::bind(&config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr: SocketAddr = listener
@@ -35,6 +37,13 @@ pub async fn run(config: Config) -> Result<(), String> {
     let auth = Auth::start(pool.clone(), jwt_secret(&config, &pool)?.as_bytes(), 2);
     spawn_pruner(writer.clone(), config.cache_duration);
     spawn_auth_upkeep(auth.clone(), pool.clone(), broker.clone());
+    if let Some(cluster) = &cluster {
+        let (auth2, pool2, broker2) = (auth.clone(), pool.clone(), broker.clone());
+        cluster.listen(broker.clone(), auth.clone(), move || {
+            auth2.clear();
+            recheck_subscriptions(&pool2, &broker2);
+        });
+    }
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -43,6 +52,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         writer,
         auth,
         limits: Limits::new(&config),
+        cluster,
     });
     spawn_limit_eviction(state.clone());
     let workers = match config.workers {
@@ -112,7 +122,9 @@ fn spawn_auth_upkeep(auth: Auth, pool: Pool, broker: Broker) {
                 if epoch != seen {
                     auth.clear();
                     seen = epoch;
-                    close_orphaned_subscriptions(&pool, &broker).await;
+                    let (pool, broker) = (pool.clone(), broker.clone());
+                    let _ =
+                        actix_web::web::block(move || recheck_subscriptions(&pool, &broker)).await;
                 }
             }
         }
@@ -130,19 +142,16 @@ fn spawn_limit_eviction(state: web::Data<AppState>) {
     });
 }
 
-/// After another process changed accounts, closes live subscriptions whose account,
-/// API key or topic token no longer exists.
-async fn close_orphaned_subscriptions(pool: &Pool, broker: &Broker) {
-    let pool = pool.clone();
-    let existing = actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        db::users::existing_ids(&mut conn).map_err(|e| e.to_string())
-    })
-    .await;
+/// After changes this node did not see (another process, or a Redis outage), closes
+/// live subscriptions whose account, API key or topic token no longer exists.
+fn recheck_subscriptions(pool: &Pool, broker: &Broker) {
+    let existing = pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| db::users::existing_ids(&mut conn).map_err(|e| e.to_string()));
     match existing {
-        Ok(Ok(existing)) => broker.revoke(None, Revocation::Existing(Arc::new(existing))),
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not re-check live subscriptions"),
-        Err(_) => {}
+        Ok(existing) => broker.revoke(None, Revocation::Existing(Arc::new(existing))),
+        Err(e) => tracing::warn!(error = %e, "could not re-check live subscriptions"),
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::{AccountVia, Principal};
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Public,
     Private,

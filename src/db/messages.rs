@@ -3,13 +3,16 @@
 use diesel::prelude::*;
 
 use super::schema::{counters, messages};
-use super::Conn;
+use serde::{Deserialize, Serialize};
 
-const MESSAGE_SEQ: &str = "message_seq";
+use super::Conn;
 use crate::broker::message::{split_list, Message};
 use crate::broker::since::Since;
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+const MESSAGE_SEQ: &str = "message_seq";
+
+/// A stored message; also what cluster nodes send each other.
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = messages)]
 pub struct MessageRow {
     pub seq: i64,

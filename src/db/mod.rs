@@ -16,7 +16,7 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ManageConnection, Pool as R2d2Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::{Connection, PgConnection, QueryResult, SqliteConnection};
+use diesel::{Connection, PgConnection, QueryResult, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 /// A connection to either backend; every query in this module runs on it.
@@ -136,8 +136,7 @@ pub fn open(url: &str) -> Result<Pool, String> {
             .batch_execute("PRAGMA journal_mode = WAL;")
             .map_err(|e| format!("cannot open database {name}: {e}"))?;
     }
-    conn.run_pending_migrations(MIGRATIONS)
-        .map_err(|e| format!("cannot migrate database {name}: {e}"))?;
+    migrate(&mut conn).map_err(|e| format!("cannot migrate database {name}: {e}"))?;
     R2d2Pool::builder()
         .max_size(8)
         .connection_timeout(Duration::from_secs(5))
@@ -156,6 +155,20 @@ macro_rules! on_backend {
     };
 }
 pub(crate) use on_backend;
+
+/// Applies pending migrations. On PostgreSQL, nodes starting together take turns
+/// (a session advisory lock), so only the first one migrates.
+fn migrate(conn: &mut Conn) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    const MIGRATION_LOCK: i64 = 0x7469_6469_6e67; // "tiding"
+    if let Conn::Postgres(pg) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(pg)?;
+    }
+    let result = conn.run_pending_migrations(MIGRATIONS).map(drop);
+    if let Conn::Postgres(pg) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(pg)?;
+    }
+    result
+}
 
 /// A unique-key violation counts as "already there": `Ok(0)` rows.
 pub fn ignore_duplicate(result: QueryResult<usize>) -> QueryResult<usize> {

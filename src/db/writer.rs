@@ -13,6 +13,7 @@ use super::messages::{self, MessageRow};
 use super::Conn;
 use crate::broker::message::{Envelope, Message};
 use crate::broker::Broker;
+use crate::cluster::Cluster;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::METRICS;
 use diesel::r2d2::R2D2Connection;
@@ -46,8 +47,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection.
-    pub fn start(url: &str, broker: Broker) -> Result<Self, String> {
+    /// Starts the writer thread on its own connection. In cluster mode it also
+    /// announces every committed batch to the other nodes.
+    pub fn start(url: &str, broker: Broker, cluster: Option<Cluster>) -> Result<Self, String> {
         let conn = Link {
             url: url.to_string(),
             conn: Some(super::connect(url)?),
@@ -55,7 +57,7 @@ impl Writer {
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("tidings-writer".into())
-            .spawn(move || run(conn, rx, broker))
+            .spawn(move || run(conn, rx, Fanout { broker, cluster }))
             .map_err(|e| format!("cannot start writer thread: {e}"))?;
         Ok(Self { jobs })
     }
@@ -124,7 +126,13 @@ impl Link {
     }
 }
 
-fn run(mut conn: Link, jobs: Receiver<Job>, broker: Broker) {
+/// Where committed messages go: this node's subscribers, and the other nodes.
+struct Fanout {
+    broker: Broker,
+    cluster: Option<Cluster>,
+}
+
+fn run(mut conn: Link, jobs: Receiver<Job>, fanout: Fanout) {
     let mut publishes = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         let mut job = Some(first);
@@ -132,7 +140,7 @@ fn run(mut conn: Link, jobs: Receiver<Job>, broker: Broker) {
             match current {
                 Job::Publish { message, reply } => publishes.push((message, reply)),
                 Job::Other(other) => {
-                    commit(&mut conn, &mut publishes, &broker);
+                    commit(&mut conn, &mut publishes, &fanout);
                     maintain(&mut conn, other);
                 }
             }
@@ -140,7 +148,7 @@ fn run(mut conn: Link, jobs: Receiver<Job>, broker: Broker) {
                 job = jobs.try_recv().ok();
             }
         }
-        commit(&mut conn, &mut publishes, &broker);
+        commit(&mut conn, &mut publishes, &fanout);
     }
 }
 
@@ -148,7 +156,7 @@ fn run(mut conn: Link, jobs: Receiver<Job>, broker: Broker) {
 fn commit(
     conn: &mut Link,
     pending: &mut Vec<(Message, oneshot::Sender<ApiResult<Arc<Envelope>>>)>,
-    broker: &Broker,
+    fanout: &Fanout,
 ) {
     if pending.is_empty() {
         return;
@@ -160,15 +168,24 @@ fn commit(
                 message.seq = first + i as i64;
             }
             let rows: Vec<MessageRow> = pending.iter().map(|(m, _)| MessageRow::from(m)).collect();
-            messages::insert_batch(conn, &rows)
+            messages::insert_batch(conn, &rows).map(|_| rows)
         })
     });
     match stored {
-        Ok(_) => {
+        Ok(rows) => {
             METRICS.published(pending.len() as u64);
-            for (message, reply) in pending.drain(..) {
-                let envelope = Arc::new(Envelope::new(message));
-                broker.deliver(envelope.clone());
+            let delivered: Vec<_> = pending
+                .drain(..)
+                .map(|(message, reply)| {
+                    let envelope = Arc::new(Envelope::new(message));
+                    fanout.broker.deliver(envelope.clone());
+                    (envelope, reply)
+                })
+                .collect();
+            if let Some(cluster) = &fanout.cluster {
+                cluster.announce_messages(rows);
+            }
+            for (envelope, reply) in delivered {
                 let _ = reply.send(Ok(envelope));
             }
         }

@@ -9,9 +9,9 @@ use serde_json::json;
 
 use super::{resource, AppState};
 use crate::auth::client::{check_origin_syntax, generate_signing_key};
-use crate::auth::permissions::Revocation;
 use crate::auth::secrets::new_id;
 use crate::auth::Principal;
+use crate::cluster::Change;
 use crate::db;
 use crate::db::clients::{ClientSettings, SigningKeyRow};
 use crate::error::{ApiError, ApiResult};
@@ -55,9 +55,9 @@ impl AppState {
     /// Browser access of `user_id` changed: caches forget it and live browser
     /// subscriptions of that account end (they reconnect under the new rules).
     fn client_access_changed(&self, user_id: &str) {
-        self.auth.forget_client(user_id);
-        self.broker
-            .revoke(None, Revocation::ClientAccess(user_id.to_string()));
+        self.changed(Change::ClientAccess {
+            user_id: user_id.to_string(),
+        });
     }
 }
 

@@ -6,6 +6,10 @@ use diesel::connection::SimpleConnection;
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
 
+/// 200 `{"status":"ok"}` while the database answers (503 otherwise). In cluster
+/// mode also `"redis": "connected"`, or `"status": "degraded"` with
+/// `"redis": "disconnected"` while this node cannot reach Redis (still 200: it serves
+/// its own subscribers).
 pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     state
         .db(move |conn| {
@@ -13,7 +17,14 @@ pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
                 .map_err(|_| ApiError::DatabaseUnavailable)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
+    let body = match &state.cluster {
+        None => serde_json::json!({ "status": "ok" }),
+        Some(cluster) if cluster.connected() => {
+            serde_json::json!({ "status": "ok", "redis": "connected" })
+        }
+        Some(_) => serde_json::json!({ "status": "degraded", "redis": "disconnected" }),
+    };
+    Ok(HttpResponse::Ok().json(body))
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

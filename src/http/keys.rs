@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{resource, AppState};
 use crate::auth::accounts::{self, NewApiKey};
-use crate::auth::permissions::Revocation;
 use crate::auth::Principal;
+use crate::cluster::Change;
 use crate::db;
 use crate::db::keys::ApiKeyRow;
 use crate::error::{ApiError, ApiResult};
@@ -154,7 +154,6 @@ async fn revoke(
 impl AppState {
     /// The old secret of key `id` stops working now, also for live subscriptions.
     fn key_revoked(&self, id: &str) {
-        self.auth.forget_api_key(id);
-        self.broker.revoke(None, Revocation::ApiKey(id.to_string()));
+        self.changed(Change::ApiKeyRevoked { id: id.to_string() });
     }
 }

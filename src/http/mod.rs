@@ -24,6 +24,7 @@ use crate::auth::credential::Credential;
 use crate::auth::permissions::{authorize, Action, Grant, TopicInfo};
 use crate::auth::{Auth, Principal};
 use crate::broker::Broker;
+use crate::cluster::{Change, Cluster};
 use crate::config::Config;
 use crate::db::writer::Writer;
 use crate::db::Pool;
@@ -40,9 +41,20 @@ pub struct AppState {
     pub writer: Writer,
     pub auth: Auth,
     pub limits: Limits,
+    /// Set in cluster mode (`redis_url`).
+    pub cluster: Option<Cluster>,
 }
 
 impl AppState {
+    /// Applies a change to credentials or topics here and, in cluster mode, on every
+    /// other node.
+    pub fn changed(&self, change: Change) {
+        change.apply(&self.auth, &self.broker);
+        if let Some(cluster) = self.cluster.clone() {
+            actix_web::rt::spawn(web::block(move || cluster.announce(change)));
+        }
+    }
+
     /// Runs blocking database work on the blocking pool with a pooled connection.
     pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
     where

@@ -134,6 +134,15 @@ async fn charge_publish(principal: &Principal, state: &AppState) -> ApiResult<Op
         Principal::Anonymous => return Err(ApiError::NotAuthenticated),
         Principal::Client { .. } => return Err(ApiError::Forbidden),
     };
+    let Some(per_minute) = state.limits.tier_quota(&account.tier) else {
+        return Ok(None);
+    };
+    if let Some(cluster) = state.cluster.clone() {
+        let id = account.id.clone();
+        if let Ok(Some(charged)) = web::block(move || cluster.charge(&id, per_minute)).await {
+            return charged.map(Some);
+        }
+    }
     state.limits.check_publish(&account.id, &account.tier)
 }
 

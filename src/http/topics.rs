@@ -6,10 +6,11 @@ use serde_json::json;
 
 use super::keys::{check_name, parse_expiry};
 use super::{resource, AppState};
-use crate::auth::permissions::{Revocation, TopicInfo, Visibility};
+use crate::auth::permissions::{TopicInfo, Visibility};
 use crate::auth::secrets::{digest, new_id, random_secret, TOPIC_TOKEN_PREFIX};
 use crate::auth::{Principal, UserInfo};
 use crate::broker::check_topic_name;
+use crate::cluster::Change;
 use crate::db;
 use crate::db::topics::{TokenRow, TopicRow, TopicWithOwner};
 use crate::error::{ApiError, ApiResult};
@@ -83,11 +84,12 @@ impl AppState {
         if !created && !if_absent {
             return Err(ApiError::Conflict("Topic already exists".into()));
         }
-        self.auth.forget_topic(name);
-        if created && visibility == Visibility::Private {
-            // Anyone who subscribed before it existed read it as public.
-            self.broker.revoke(Some(name), Revocation::BecamePrivate);
-        }
+        // Anyone who subscribed before a private topic existed read it as public.
+        let became = (created && visibility == Visibility::Private).then_some(visibility);
+        self.changed(Change::TopicChanged {
+            name: name.to_string(),
+            became,
+        });
         Ok((row, owner.username.clone()))
     }
 
@@ -199,14 +201,10 @@ async fn update(
             )?)
         })
         .await?;
-    state.auth.forget_topic(&name);
-    if visibility != topic.visibility {
-        let revocation = match visibility {
-            Visibility::Private => Revocation::BecamePrivate,
-            Visibility::Public => Revocation::BecamePublic,
-        };
-        state.broker.revoke(Some(&name), revocation);
-    }
+    state.changed(Change::TopicChanged {
+        name: name.to_string(),
+        became: (visibility != topic.visibility).then_some(visibility),
+    });
     Ok(HttpResponse::Ok().json(topic_view(state.topic_with_owner(&name).await?)))
 }
 
@@ -220,8 +218,9 @@ async fn delete(
     state
         .db(move |conn| Ok(db::topics::delete(conn, &topic_name)?))
         .await?;
-    state.auth.forget_topic(&name);
-    state.broker.close_topic(&name);
+    state.changed(Change::TopicDeleted {
+        name: name.to_string(),
+    });
     state.writer.delete_topic(name.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -380,7 +379,6 @@ async fn revoke_token(
     if deleted == 0 {
         return Err(ApiError::not_found("Access token"));
     }
-    state.auth.forget_token(&id);
-    state.broker.revoke(Some(&topic), Revocation::Token(id));
+    state.changed(Change::TokenRevoked { topic, id });
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,58 @@
+//! Cluster-wide publish quotas: the generic cell rate algorithm, run atomically in
+//! Redis so that every node draws on the same allowance.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use crate::error::ApiError;
+use crate::limits::Allowance;
+use crate::metrics::METRICS;
+
+/// KEYS[1]: the account's limiter key. ARGV[1]: milliseconds between two cells
+/// (a minute / quota); ARGV[2]: burst (the whole minute's quota).
+/// Returns {allowed, wait_ms, remaining}. The key expires once it is idle.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - interval * burst
+if allow_at > now then
+  return {0, allow_at - now, 0}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+return {1, 0, math.floor((now - allow_at) / interval)}
+";
+
+static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA));
+
+/// Charges one publish of `account` against `per_minute`.
+pub fn charge(
+    conn: &mut redis::Connection,
+    account: &str,
+    per_minute: u32,
+) -> redis::RedisResult<Result<Allowance, ApiError>> {
+    let interval_ms = (60_000 / u64::from(per_minute.max(1))).max(1);
+    let (allowed, wait_ms, remaining): (i64, i64, i64) = SCRIPT
+        .key(format!("tidings:quota:{account}"))
+        .arg(interval_ms)
+        .arg(per_minute)
+        .invoke(conn)?;
+    Ok(if allowed == 1 {
+        Ok(Allowance {
+            limit: per_minute,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+        })
+    } else {
+        METRICS.rate_limited();
+        Err(ApiError::RateLimited {
+            retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
+            limit: per_minute,
+            remaining: 0,
+        })
+    })
+}

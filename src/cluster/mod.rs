@@ -1,0 +1,267 @@
+//! Cluster mode: several nodes share one database and one Redis.
+//!
+//! Each node keeps serving its own subscribers and stores every message in the shared
+//! database; after a commit the writer announces the batch on one Redis pub/sub
+//! channel, and every other node hands it to its local topic actors. Changes to
+//! credentials and topics travel the same way. Each node holds one subscription to
+//! that channel (not one per topic or client). When Redis is away, nodes go on
+//! locally, report `degraded` in `/health`, and reconnect with backoff; what was
+//! published meanwhile is in the database for `since=` replay.
+
+pub mod change;
+mod gcra;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use change::Change;
+
+use crate::auth::Auth;
+use crate::broker::message::{Envelope, Message};
+use crate::broker::Broker;
+use crate::db::messages::MessageRow;
+use crate::error::ApiError;
+use crate::limits::Allowance;
+
+/// The one channel every node publishes to and listens on.
+const CHANNEL: &str = "tidings:events";
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// A listener with nothing to read checks the connection this often.
+const IDLE_READ: Duration = Duration::from_secs(10);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What one node tells the others.
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire {
+    node: String,
+    event: Event,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Event {
+    /// Messages just committed, in sequence order.
+    Messages(Vec<MessageRow>),
+    Change(Change),
+}
+
+/// This node's link to Redis. Cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: String,
+    client: redis::Client,
+    /// Publishes (from the writer thread and handlers); reopened on demand.
+    publisher: Mutex<Link>,
+    /// Quota checks from the HTTP workers.
+    quotas: r2d2::Pool<redis::Client>,
+    /// Whether the listener is subscribed right now.
+    connected: AtomicBool,
+}
+
+/// A connection that, once lost, is tried again at most once per backoff period.
+struct Link {
+    conn: Option<redis::Connection>,
+    retry_at: Instant,
+}
+
+impl Cluster {
+    /// Checks the URL; the connection itself is made (and remade) in the background,
+    /// so a node starts even while Redis is away.
+    pub fn new(url: &str) -> Result<Self, String> {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("invalid redis_url {url}: {e}"))?;
+        let quotas = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(0))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .build_unchecked(client.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                node: crate::util::random_id(16),
+                client,
+                publisher: Mutex::new(Link {
+                    conn: None,
+                    retry_at: Instant::now(),
+                }),
+                quotas,
+                connected: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Starts the listener thread: it hands other nodes' messages to `broker` and
+    /// applies their changes; after every (re)connection it calls `resync`, since
+    /// changes may have been missed while Redis was away.
+    pub fn listen(&self, broker: Broker, auth: Auth, resync: impl Fn() + Send + 'static) {
+        let cluster = self.clone();
+        std::thread::Builder::new()
+            .name("tidings-cluster".into())
+            .spawn(move || cluster.run_listener(&broker, &auth, &resync))
+            .expect("start cluster listener thread");
+    }
+
+    /// Whether this node currently receives the other nodes' messages.
+    pub fn connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Relaxed)
+    }
+
+    /// Tells the other nodes about messages this node just committed. Called by the
+    /// writer before it acknowledges them, so one publisher's messages reach Redis
+    /// in the order they were acknowledged.
+    pub fn announce_messages(&self, rows: Vec<MessageRow>) {
+        self.send(Event::Messages(rows));
+    }
+
+    /// Tells the other nodes about a change applied here.
+    pub fn announce(&self, change: Change) {
+        self.send(Event::Change(change));
+    }
+
+    /// Charges one publish against the account's cluster-wide quota; `None` when
+    /// Redis cannot answer (the caller falls back to this node's own limiter).
+    pub fn charge(&self, account: &str, per_minute: u32) -> Option<Result<Allowance, ApiError>> {
+        let mut conn = self.inner.quotas.get().ok()?;
+        match gcra::charge(&mut conn, account, per_minute) {
+            Ok(result) => Some(result),
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster quota check failed; using this node's limiter");
+                None
+            }
+        }
+    }
+
+    fn send(&self, event: Event) {
+        let payload = serde_json::to_vec(&Wire {
+            node: self.inner.node.clone(),
+            event,
+        })
+        .expect("cluster events serialize");
+        let mut link = self
+            .inner
+            .publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if link.conn.is_none() {
+            if Instant::now() < link.retry_at {
+                return;
+            }
+            link.retry_at = Instant::now() + FIRST_BACKOFF * 10;
+            link.conn = self.connect().ok();
+        }
+        let Some(conn) = link.conn.as_mut() else {
+            return;
+        };
+        let sent: redis::RedisResult<i64> =
+            redis::cmd("PUBLISH").arg(CHANNEL).arg(payload).query(conn);
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "cannot publish to Redis; other nodes catch up by replay");
+            link.conn = None;
+        }
+    }
+
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let conn = self
+            .inner
+            .client
+            .get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        conn.set_write_timeout(Some(IO_TIMEOUT))?;
+        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        Ok(conn)
+    }
+
+    fn run_listener(&self, broker: &Broker, auth: &Auth, resync: &dyn Fn()) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let error = self.listen_once(broker, auth, resync, &mut backoff);
+            if self.inner.connected.swap(false, Ordering::Relaxed) {
+                tracing::error!(error = %error, "lost the connection to Redis; serving local subscribers only, reconnecting");
+            } else {
+                tracing::debug!(error = %error, "Redis still unreachable");
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Subscribes and handles events until the connection fails; the failure.
+    fn listen_once(
+        &self,
+        broker: &Broker,
+        auth: &Auth,
+        resync: &dyn Fn(),
+        backoff: &mut Duration,
+    ) -> redis::RedisError {
+        let mut conn = match self.connect() {
+            Ok(conn) => conn,
+            Err(e) => return e,
+        };
+        let mut pubsub = conn.as_pubsub();
+        if let Err(e) = pubsub.subscribe(CHANNEL) {
+            return e;
+        }
+        if let Err(e) = pubsub.set_read_timeout(Some(IDLE_READ)) {
+            return e;
+        }
+        self.inner.connected.store(true, Ordering::Relaxed);
+        *backoff = FIRST_BACKOFF;
+        tracing::info!(node = %self.inner.node, "joined the cluster through Redis");
+        resync();
+        loop {
+            let message = match pubsub.get_message() {
+                Ok(message) => message,
+                Err(e) if e.is_timeout() => continue,
+                Err(e) => return e,
+            };
+            let Ok(wire) = serde_json::from_slice::<Wire>(message.get_payload_bytes()) else {
+                tracing::warn!("ignored an unreadable cluster event");
+                continue;
+            };
+            if wire.node != self.inner.node {
+                receive(wire.event, broker, auth);
+            }
+        }
+    }
+}
+
+/// Applies another node's event here.
+fn receive(event: Event, broker: &Broker, auth: &Auth) {
+    match event {
+        Event::Messages(rows) => {
+            for row in rows {
+                broker.deliver(Arc::new(Envelope::new(Message::from(row))));
+            }
+        }
+        Event::Change(change) => change.apply(auth, broker),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_as_json() {
+        let wire = Wire {
+            node: "n1".into(),
+            event: Event::Change(Change::TopicDeleted {
+                name: "alerts".into(),
+            }),
+        };
+        let text = serde_json::to_string(&wire).unwrap();
+        let back: Wire = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.node, "n1");
+        assert!(matches!(
+            back.event,
+            Event::Change(Change::TopicDeleted { name }) if name == "alerts"
+        ));
+    }
+}
