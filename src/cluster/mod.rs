@@ -1,9 +1,11 @@
 //! Cluster mode: several nodes share one database and one Redis.
 //!
-//! Each node keeps serving its own subscribers and stores every message in the shared
-//! database; after a commit the writer announces the batch on one Redis pub/sub
-//! channel, and every other node hands it to its local topic actors. Changes to
-//! credentials and topics travel the same way. Each node holds one subscription to
+//! Every node stores each message in the shared database; after a commit the writer
+//! announces the batch on one Redis pub/sub channel, and every node, the sender
+//! included, hands it to its local topic actors as it comes back. So all nodes see
+//! messages in the one order Redis put them in: a publisher that waits for each 200
+//! sees its messages arrive in order on every node, whichever nodes it published
+//! through. Changes to credentials and topics travel the same way. Each node holds one subscription to
 //! that channel (not one per topic or client). When Redis is away, nodes go on
 //! locally, report `degraded` in `/health`, and reconnect with backoff; what was
 //! published meanwhile is in the database for `since=` replay.
@@ -34,6 +36,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(1);
 const IDLE_READ: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// After a failed publish, publishing is not tried again for this long (the writer
+/// must not stall on every batch while Redis is away).
+const RETRY_PUBLISH: Duration = Duration::from_secs(1);
 
 /// What one node tells the others.
 #[derive(Debug, Serialize, Deserialize)]
@@ -114,11 +119,12 @@ impl Cluster {
         self.inner.connected.load(Ordering::Relaxed)
     }
 
-    /// Tells the other nodes about messages this node just committed. Called by the
-    /// writer before it acknowledges them, so one publisher's messages reach Redis
-    /// in the order they were acknowledged.
-    pub fn announce_messages(&self, rows: Vec<MessageRow>) {
-        self.send(Event::Messages(rows));
+    /// Hands messages this node just committed to every node, itself included.
+    /// Called by the writer before it acknowledges them, so one publisher's messages
+    /// reach Redis in the order they were acknowledged. False when they will not come
+    /// back through Redis (it is away): the caller then delivers them locally.
+    pub fn announce_messages(&self, rows: Vec<MessageRow>) -> bool {
+        self.connected() && self.send(Event::Messages(rows))
     }
 
     /// Tells the other nodes about a change applied here.
@@ -139,33 +145,46 @@ impl Cluster {
         }
     }
 
-    fn send(&self, event: Event) {
+    /// Publishes on the channel; whether Redis took it.
+    fn send(&self, event: Event) -> bool {
         let payload = serde_json::to_vec(&Wire {
             node: self.inner.node.clone(),
             event,
         })
         .expect("cluster events serialize");
-        let mut link = self
-            .inner
-            .publisher
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if link.conn.is_none() {
-            if Instant::now() < link.retry_at {
-                return;
+        let mut link = self.link();
+        // A connection that broke since its last use gets one fresh try at once.
+        for fresh in [false, true] {
+            if link.conn.is_none() {
+                if !fresh && Instant::now() < link.retry_at {
+                    return false;
+                }
+                link.conn = self.connect().ok();
             }
-            link.retry_at = Instant::now() + FIRST_BACKOFF * 10;
-            link.conn = self.connect().ok();
-        }
-        let Some(conn) = link.conn.as_mut() else {
-            return;
-        };
-        let sent: redis::RedisResult<i64> =
-            redis::cmd("PUBLISH").arg(CHANNEL).arg(payload).query(conn);
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "cannot publish to Redis; other nodes catch up by replay");
+            let Some(conn) = link.conn.as_mut() else {
+                break;
+            };
+            let sent: redis::RedisResult<i64> =
+                redis::cmd("PUBLISH").arg(CHANNEL).arg(&payload).query(conn);
+            match sent {
+                Ok(_) => return true,
+                Err(e) if fresh => {
+                    tracing::warn!(error = %e, "cannot publish to Redis; other nodes catch up by replay");
+                }
+                Err(_) => {}
+            }
             link.conn = None;
         }
+        link.conn = None;
+        link.retry_at = Instant::now() + RETRY_PUBLISH;
+        false
+    }
+
+    fn link(&self) -> std::sync::MutexGuard<'_, Link> {
+        self.inner
+            .publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn connect(&self) -> redis::RedisResult<redis::Connection> {
@@ -213,6 +232,11 @@ impl Cluster {
         }
         self.inner.connected.store(true, Ordering::Relaxed);
         *backoff = FIRST_BACKOFF;
+        // Redis is back: publish on a fresh connection from the next message on.
+        *self.link() = Link {
+            conn: None,
+            retry_at: Instant::now(),
+        };
         tracing::info!(node = %self.inner.node, "joined the cluster through Redis");
         resync();
         loop {
@@ -225,22 +249,23 @@ impl Cluster {
                 tracing::warn!("ignored an unreadable cluster event");
                 continue;
             };
-            if wire.node != self.inner.node {
-                receive(wire.event, broker, auth);
-            }
+            let own = wire.node == self.inner.node;
+            receive(wire.event, own, broker, auth);
         }
     }
 }
 
-/// Applies another node's event here.
-fn receive(event: Event, broker: &Broker, auth: &Auth) {
+/// Applies an event here: messages from every node (this one's too), changes from
+/// the others (this node applied its own already).
+fn receive(event: Event, own: bool, broker: &Broker, auth: &Auth) {
     match event {
         Event::Messages(rows) => {
             for row in rows {
                 broker.deliver(Arc::new(Envelope::new(Message::from(row))));
             }
         }
-        Event::Change(change) => change.apply(auth, broker),
+        Event::Change(change) if !own => change.apply(auth, broker),
+        Event::Change(_) => {}
     }
 }
 

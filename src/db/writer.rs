@@ -174,18 +174,17 @@ fn commit(
     match stored {
         Ok(rows) => {
             METRICS.published(pending.len() as u64);
-            let delivered: Vec<_> = pending
-                .drain(..)
-                .map(|(message, reply)| {
-                    let envelope = Arc::new(Envelope::new(message));
+            // In cluster mode, messages come back through Redis to be delivered here
+            // too, in the order every node sees; locally only while Redis is away.
+            let through_cluster = fanout
+                .cluster
+                .as_ref()
+                .is_some_and(|cluster| cluster.announce_messages(rows));
+            for (message, reply) in pending.drain(..) {
+                let envelope = Arc::new(Envelope::new(message));
+                if !through_cluster {
                     fanout.broker.deliver(envelope.clone());
-                    (envelope, reply)
-                })
-                .collect();
-            if let Some(cluster) = &fanout.cluster {
-                cluster.announce_messages(rows);
-            }
-            for (envelope, reply) in delivered {
+                }
                 let _ = reply.send(Ok(envelope));
             }
         }
