@@ -27,13 +27,20 @@ as_postgres() {
 start_postgres() {
     PG_DIR=$(mktemp -d /tmp/tidings-test-pg.XXXXXX)
     [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
-    local port
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     as_postgres "$(pg_bin)/initdb" -A trust -U postgres --no-sync -D "$PG_DIR/data" >/dev/null
-    as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
-        -o "-p $port -c listen_addresses=127.0.0.1 -k $PG_DIR/data -c fsync=off -c max_connections=500" \
-        start >/dev/null
-    export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    # A port below the ephemeral range, so that no client connection takes it first.
+    local port attempt
+    for attempt in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 12000))
+        if as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+            -o "-p $port -c listen_addresses=127.0.0.1 -k $PG_DIR/data -c fsync=off -c max_connections=500" \
+            start >/dev/null; then
+            export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+            return 0
+        fi
+    done
+    echo "test.sh: PostgreSQL did not start; see $PG_DIR/server.log" >&2
+    exit 1
 }
 
 stop_postgres() {

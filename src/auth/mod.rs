@@ -108,6 +108,9 @@ struct Inner {
     clients: DashMap<String, Arc<ClientAccount>>,
     usage: Usage,
     db_lookups: AtomicU64,
+    /// Advanced by every forget: a look-up that raced with one is not cached, so an
+    /// answer read before a change never outlives it in the cache.
+    generation: AtomicU64,
 }
 
 impl Auth {
@@ -125,6 +128,7 @@ impl Auth {
                 clients: DashMap::new(),
                 usage: Usage::default(),
                 db_lookups: AtomicU64::new(0),
+                generation: AtomicU64::new(0),
             }),
         }
     }
@@ -142,14 +146,26 @@ impl Auth {
         self.inner.db_lookups.load(Ordering::Relaxed)
     }
 
-    async fn lookup<M>(&self, msg: M) -> ApiResult<M::Result>
+    /// Asks the database (through the auth actor); the answer comes with whether it
+    /// may be cached (no forget happened meanwhile).
+    async fn lookup<M>(&self, msg: M) -> ApiResult<(M::Result, bool)>
     where
         M: actix::Message + Send + 'static,
         M::Result: Send,
         Authenticator: actix::Handler<M>,
     {
         self.inner.db_lookups.fetch_add(1, Ordering::Relaxed);
-        Ok(self.inner.lookups.send(msg).await?)
+        let before = self.inner.generation.load(Ordering::SeqCst);
+        let answer = self.inner.lookups.send(msg).await?;
+        Ok((
+            answer,
+            self.inner.generation.load(Ordering::SeqCst) == before,
+        ))
+    }
+
+    /// Called after every removal from the caches.
+    fn forgot(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Resolves what a request presents: no credential is anonymous; every credential
@@ -244,9 +260,11 @@ impl Auth {
         if let Some(hit) = cache.get(hash) {
             return Ok(hit.clone());
         }
-        let found = self.lookup(load).await??;
-        let record = Arc::new(found.ok_or(ApiError::InvalidCredentials)?);
-        cache.insert(hash.to_string(), record.clone());
+        let (found, cacheable) = self.lookup(load).await?;
+        let record = Arc::new(found?.ok_or(ApiError::InvalidCredentials)?);
+        if cacheable {
+            cache.insert(hash.to_string(), record.clone());
+        }
         Ok(record)
     }
 
@@ -254,10 +272,12 @@ impl Auth {
         if let Some(user) = self.inner.users.get(id) {
             return Ok(Some(user.clone()));
         }
-        let found = self.lookup(LoadUser { id: id.to_string() }).await??;
-        Ok(found.map(|user| {
+        let (found, cacheable) = self.lookup(LoadUser { id: id.to_string() }).await?;
+        Ok(found?.map(|user| {
             let user = Arc::new(user);
-            self.inner.users.insert(id.to_string(), user.clone());
+            if cacheable {
+                self.inner.users.insert(id.to_string(), user.clone());
+            }
             user
         }))
     }
@@ -267,13 +287,15 @@ impl Auth {
         if let Some(topic) = self.inner.topics.get(name) {
             return Ok(topic.clone());
         }
-        let found = self
+        let (found, cacheable) = self
             .lookup(LoadTopic {
                 name: name.to_string(),
             })
-            .await??;
-        let topic = found.map(Arc::new);
-        self.inner.topics.insert(name.to_string(), topic.clone());
+            .await?;
+        let topic = found?.map(Arc::new);
+        if cacheable {
+            self.inner.topics.insert(name.to_string(), topic.clone());
+        }
         Ok(topic)
     }
 
@@ -281,6 +303,7 @@ impl Auth {
     pub fn forget_topic(&self, name: &str) {
         self.inner.topics.remove(name);
         self.inner.tokens.retain(|_, t| t.topic != name);
+        self.forgot();
     }
 
     /// The browser-access settings behind a client key (`None`: no such key).
@@ -288,16 +311,18 @@ impl Auth {
         if let Some(account) = self.inner.clients.get(client_key) {
             return Ok(Some(account.clone()));
         }
-        let found = self
+        let (found, cacheable) = self
             .lookup(LoadClient {
                 client_key: client_key.to_string(),
             })
-            .await??;
-        Ok(found.map(|account| {
+            .await?;
+        Ok(found?.map(|account| {
             let account = Arc::new(account);
-            self.inner
-                .clients
-                .insert(client_key.to_string(), account.clone());
+            if cacheable {
+                self.inner
+                    .clients
+                    .insert(client_key.to_string(), account.clone());
+            }
             account
         }))
     }
@@ -305,18 +330,22 @@ impl Auth {
     /// An account's browser-access settings changed.
     pub fn forget_client(&self, user_id: &str) {
         self.inner.clients.retain(|_, c| c.user_id != user_id);
+        self.forgot();
     }
 
     pub fn forget_api_key(&self, id: &str) {
         self.inner.api_keys.retain(|_, k| k.id != id);
+        self.forgot();
     }
 
     pub fn forget_token(&self, id: &str) {
         self.inner.tokens.retain(|_, t| t.id != id);
+        self.forgot();
     }
 
     pub fn forget_user(&self, id: &str) {
         self.inner.users.remove(id);
+        self.forgot();
     }
 
     /// Drops every cached credential, account and topic.
@@ -326,6 +355,7 @@ impl Auth {
         self.inner.tokens.clear();
         self.inner.topics.clear();
         self.inner.clients.clear();
+        self.forgot();
     }
 }
 

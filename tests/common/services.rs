@@ -43,12 +43,15 @@ pub fn create_database(admin_url: &str) -> String {
     format!("{base}/{name}")
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A free TCP port on 127.0.0.1, below the ephemeral range so that no client
+/// connection of the tests takes it while a service restarts on it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free port")
+    loop {
+        let port = rand::Rng::gen_range(&mut rand::thread_rng(), 20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A private PostgreSQL cluster in a temp dir, stopped when dropped.
