@@ -395,6 +395,15 @@ fn assert_cors_allowed(headers: &HeaderMap, origin: &str, what: &str) {
 
 /// Whether any of the server's database files (the WAL included) holds `text`.
 fn database_contains(server: &common::TestServer, text: &str) -> bool {
+    let url = server.database_url();
+    if url.starts_with("postgres") {
+        let dump = std::process::Command::new("pg_dump")
+            .args(["--data-only", "--dbname", url])
+            .output()
+            .expect("run pg_dump");
+        assert!(dump.status.success(), "pg_dump failed");
+        return String::from_utf8_lossy(&dump.stdout).contains(text);
+    }
     std::fs::read_dir(server.dir())
         .expect("read the server's directory")
         .map(|entry| entry.expect("directory entry").path())
