@@ -3,10 +3,10 @@
 # interleaved rounds, then writes the table of medians and ratios into
 # docs/benchmarks.md and the chart into docs/benchmarks.png.
 #
-#   bash benches/compare.sh                      # the full run (about 20 minutes)
+#   bash benches/compare.sh                      # the full run (about 18 minutes)
 #   ROUNDS=1 DURATION=3 HEAVY_DURATION=5 CONNECTIONS=2000 bash benches/compare.sh
 #
-# Settings (environment): ROUNDS (3), DURATION (10 s of publishing per stream
+# Settings (environment): ROUNDS (3), DURATION (8 s of publishing per stream
 # scenario), HEAVY_DURATION (15), IDLE (10000 connections), CONNECTIONS (100000 asked;
 # the file limit caps it), SCENARIOS, TARGETS, NO_DOCS=1 (leave docs/ alone).
 # Needs root (or the packages already there) for nginx-light and libnginx-mod-nchan,
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-8}
 HEAVY_DURATION=${HEAVY_DURATION:-15}
 IDLE=${IDLE:-10000}
 CONNECTIONS=${CONNECTIONS:-100000}
@@ -24,9 +24,11 @@ SCENARIOS=${SCENARIOS:-"fanout-sse fanout-ws fanout-wide heavy publish idle conn
 TARGETS=${TARGETS:-"tidings nchan ceiling"}
 WORK=$PWD/target/compare
 RESULTS=$WORK/results.tsv
-TIDINGS_PORT=18080
-NCHAN_PORT=18081
-CEILING_PORT=18082
+# Below the ephemeral range, so that no client connection holds them.
+BASE_PORT=${BASE_PORT:-27180}
+TIDINGS_PORT=$BASE_PORT
+NCHAN_PORT=$((BASE_PORT + 1))
+CEILING_PORT=$((BASE_PORT + 2))
 TOPICS=100
 
 ulimit -n "$(ulimit -Hn)"
@@ -53,9 +55,25 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 SERVER_PID=
 
+listening() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+for port in "$TIDINGS_PORT" "$NCHAN_PORT" "$CEILING_PORT"; do
+    if listening "$port"; then
+        echo "port $port is taken: set BASE_PORT to a free range" >&2
+        exit 1
+    fi
+done
+
+# Waits until the server just started (SERVER_PID) listens on port $1.
 wait_for_port() {
     for _ in $(seq 1 300); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "the server on port $1 exited" >&2
+            return 1
+        fi
+        if listening "$1"; then return 0; fi
         sleep 0.1
     done
     echo "nothing listens on port $1" >&2
