@@ -73,7 +73,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     .map_err(|e| format!("cannot listen on {addr}: {e}"))?
     .run();
     println!("tidings listening on http://{addr}");
-    tracing::info!(%addr, database = %config.database_url, "tidings started");
+    let database = db::Backend::parse(&config.database_url).display();
+    tracing::info!(%addr, %database, "tidings started");
     server.await.map_err(|e| format!("server error: {e}"))
 }
 
