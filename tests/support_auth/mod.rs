@@ -471,65 +471,7 @@ pub async fn subscribe(
     } else {
         Vec::new()
     };
-    let headers = header_refs(&owned);
-    let mut live = match transport {
-        Transport::Sse | Transport::Json => {
-            let mut lines = LineStream::connect(&server.url(&path), &headers).await;
-            if lines.status != 200 {
-                let body = lines
-                    .lines_until_eof(WAIT)
-                    .await
-                    .unwrap_or_else(|| panic!("{path}: error body did not end"))
-                    .join("\n");
-                return Err((
-                    lines.status,
-                    common::parse_json(body.as_bytes(), &format!("GET {path}")),
-                ));
-            }
-            if transport == Transport::Sse {
-                Live::Sse(SseClient { lines })
-            } else {
-                Live::Json(JsonStream { lines })
-            }
-        }
-        Transport::Ws => {
-            let url = server.ws_url(&path);
-            let mut request = common::client().ws(url.as_str());
-            for (k, v) in &headers {
-                request = request.header(*k, *v);
-            }
-            let connected = actix_rt::time::timeout(WAIT, request.connect())
-                .await
-                .unwrap_or_else(|_| panic!("WebSocket {path}: connect timed out"));
-            match connected {
-                Ok((resp, framed)) => {
-                    assert_eq!(resp.status().as_u16(), 101, "WebSocket {path}");
-                    Live::Ws(WsConn {
-                        frames: framed.map(|r| r.map_err(|e| e.to_string())).boxed_local(),
-                        closed: false,
-                    })
-                }
-                Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
-                    // The handshake error carries no body: ask again without the
-                    // upgrade to read the `detail` (credentials are checked first).
-                    let (again, _, body) = server.request("GET", &path, &headers, "").await;
-                    assert_eq!(
-                        again,
-                        status.as_u16(),
-                        "{path}: plain GET answered differently from the upgrade"
-                    );
-                    return Err((again, common::parse_json(&body, &format!("GET {path}"))));
-                }
-                Err(e) => panic!("WebSocket {path}: {e}"),
-            }
-        }
-    };
-    let open = live
-        .next_event(WAIT)
-        .await
-        .unwrap_or_else(|| panic!("{path}: no open event"));
-    assert_eq!(open["event"], "open", "{path}: first event {open}");
-    Ok(live)
+    subscribe_with(server, transport, &path, &header_refs(&owned)).await
 }
 
 /// A subscription that must be allowed.
