@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source tests/services.sh
 need_packages
+unset TEST_POSTGRES_URL
 echo "== SQLite" >&2
 cargo test --lib --bins --tests --bench auth --bench broker "$@"
 echo "== PostgreSQL" >&2
