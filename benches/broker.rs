@@ -11,19 +11,11 @@ use tidings::broker::message::{Envelope, Message, Transport};
 use tidings::broker::topic::{Deliver, Publish, Subscribe};
 use tidings::broker::{Broker, SessionId};
 
+#[path = "support/sample.rs"]
+mod sample;
+
 fn message(seq: i64) -> Message {
-    Message {
-        id: "AbCdEf123456".into(),
-        time: 1_795_000_000,
-        event: "message",
-        topic: "backups".into(),
-        message: "Backup of db1 finished in 42 s".into(),
-        title: Some("Backups".into()),
-        priority: 4,
-        tags: vec!["db".into(), "ok".into()],
-        expires: 1_795_043_200,
-        seq,
-    }
+    sample::message("AbCdEf123456".into(), seq)
 }
 
 fn encoding(c: &mut Criterion) {

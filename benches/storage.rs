@@ -11,6 +11,9 @@ use tidings::broker::message::Message;
 use tidings::broker::Broker;
 use tidings::db::writer::Writer;
 
+#[path = "support/sample.rs"]
+mod sample;
+
 const GROUP: usize = 64;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -18,18 +21,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// Ids are unique in the table, so each publish gets a fresh one.
 fn message() -> Message {
     let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    Message {
-        id: format!("bench{n:012}"),
-        time: 1_795_000_000,
-        event: "message",
-        topic: "backups".into(),
-        message: "Backup of db1 finished in 42 s".into(),
-        title: Some("Backups".into()),
-        priority: 4,
-        tags: vec!["db".into(), "ok".into()],
-        expires: 1_795_043_200,
-        seq: 0,
-    }
+    sample::message(format!("bench{n:012}"), 0)
 }
 
 fn durable_publish(c: &mut Criterion) {

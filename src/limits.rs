@@ -12,6 +12,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::METRICS;
@@ -69,6 +70,8 @@ pub struct Allowance {
 pub struct Limits {
     anonymous: Option<PerMinute<IpAddr>>,
     tiers: HashMap<String, PerMinute<String>>,
+    /// In cluster mode publish quotas are charged in Redis, so they hold across nodes.
+    cluster: Option<Cluster>,
 }
 
 impl Limits {
@@ -81,7 +84,15 @@ impl Limits {
                 .iter()
                 .filter_map(|(tier, n)| Some((tier.clone(), PerMinute::new(*n)?)))
                 .collect(),
+            cluster: None,
         }
+    }
+
+    /// Charges publish quotas cluster-wide through `cluster` (this node's own limiters
+    /// stay the fallback while Redis cannot answer).
+    pub fn with_cluster(mut self, cluster: Option<Cluster>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// One request without a credential from `ip`.
@@ -98,9 +109,24 @@ impl Limits {
     }
 
     /// Forgets keys whose quota is full again.
-    /// Publishes per minute of `tier`; `None` when it is unlimited.
-    pub fn tier_quota(&self, tier: &str) -> Option<u32> {
-        self.tiers.get(tier).map(|l| l.per_minute)
+    /// Charges one publish of `account` on `tier`: across the cluster when there is
+    /// one and Redis answers, else on this node. `None` for an unlimited tier.
+    pub async fn charge_publish(
+        &self,
+        account: &str,
+        tier: &str,
+    ) -> Result<Option<Allowance>, ApiError> {
+        let Some(limiter) = self.tiers.get(tier) else {
+            return Ok(None);
+        };
+        if let Some(cluster) = self.cluster.clone() {
+            let (id, per_minute) = (account.to_string(), limiter.per_minute);
+            let charged = actix_web::web::block(move || cluster.charge(&id, per_minute)).await;
+            if let Ok(Some(charged)) = charged {
+                return charged.map(Some);
+            }
+        }
+        limiter.check(&account.to_string()).map(Some)
     }
 
     pub fn evict(&self) {

@@ -51,7 +51,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         broker,
         writer,
         auth,
-        limits: Limits::new(&config),
+        limits: Limits::new(&config).with_cluster(cluster.clone()),
         cluster,
     });
     spawn_limit_eviction(state.clone());

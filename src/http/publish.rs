@@ -42,8 +42,8 @@ pub async fn publish(
     check_topic_name(&topic)?;
     let limit = state.config.message_size_limit;
     let body = read_body(body, limit).await?;
-    let text = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::bad_request("Message is not valid UTF-8"))?;
+    let text =
+        String::from_utf8(body).map_err(|_| ApiError::bad_request("Message is not valid UTF-8"))?;
     let param = |name: &str| query.get(name).cloned();
     let tags = header_text(&req, &["X-Tags", "Tags"])?.or_else(|| param("tags"));
     let draft = Draft {
@@ -134,16 +134,10 @@ async fn charge_publish(principal: &Principal, state: &AppState) -> ApiResult<Op
         Principal::Anonymous => return Err(ApiError::NotAuthenticated),
         Principal::Client { .. } => return Err(ApiError::Forbidden),
     };
-    let Some(per_minute) = state.limits.tier_quota(&account.tier) else {
-        return Ok(None);
-    };
-    if let Some(cluster) = state.cluster.clone() {
-        let id = account.id.clone();
-        if let Ok(Some(charged)) = web::block(move || cluster.charge(&id, per_minute)).await {
-            return charged.map(Some);
-        }
-    }
-    state.limits.check_publish(&account.id, &account.tier)
+    state
+        .limits
+        .charge_publish(&account.id, &account.tier)
+        .await
 }
 
 /// Turns a draft into a message, or says what is wrong with it.
@@ -178,8 +172,8 @@ fn check(draft: Draft, state: &AppState) -> ApiResult<Message> {
 }
 
 /// Reads a request body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::Bytes> {
-    let mut body = web::BytesMut::new();
+async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<Vec<u8>> {
+    let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("Invalid body: {e}")))?;
         if body.len() + chunk.len() > limit {
@@ -187,5 +181,5 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::By
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body.freeze())
+    Ok(body)
 }
