@@ -1,14 +1,18 @@
 //! Encoding one message for each transport, and fanning one message out to 1, 100
-//! and 10 000 in-process subscribers (topic actor to session mailboxes).
+//! and 10 000 in-process subscribers (the topic actor writes straight into each
+//! subscriber's feed; one task per subscriber drains it, as a connection would).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tidings::auth::permissions::Grant;
+use tidings::broker::feed::Feed;
 use tidings::broker::message::{Envelope, Message, Transport};
-use tidings::broker::topic::{Deliver, Publish, Subscribe};
+use tidings::broker::since::Filter;
+use tidings::broker::topic::{Close, GoLive, Publish, Subscribe};
 use tidings::broker::{Broker, SessionId};
 
 #[path = "support/sample.rs"]
@@ -27,24 +31,16 @@ fn encoding(c: &mut Criterion) {
     }
 }
 
-/// Counts deliveries and tells the bench when the expected number arrived.
-struct Sink {
-    left: Arc<std::sync::atomic::AtomicUsize>,
-    done: Arc<tokio::sync::Notify>,
-}
+/// Stands for a session: takes the final event if there is one.
+struct Sink;
 
 impl Actor for Sink {
     type Context = Context<Self>;
 }
 
-impl Handler<Deliver> for Sink {
+impl Handler<Close> for Sink {
     type Result = ();
-    fn handle(&mut self, _: Deliver, _: &mut Context<Self>) {
-        use std::sync::atomic::Ordering;
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.done.notify_one();
-        }
-    }
+    fn handle(&mut self, _: Close, _: &mut Context<Self>) {}
 }
 
 fn fanout(c: &mut Criterion) {
@@ -52,25 +48,43 @@ fn fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("fan-out one message");
     group.measurement_time(Duration::from_secs(5));
     for subscribers in [1usize, 100, 10_000] {
-        let left = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let left = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(tokio::sync::Notify::new());
         let topic = system.block_on(async {
             let broker = Broker::new(Duration::from_secs(3600));
             let topic = broker.topic("backups");
+            let session = Sink.start().recipient();
             for _ in 0..subscribers {
-                let sink = Sink {
-                    left: left.clone(),
-                    done: done.clone(),
-                }
-                .start();
+                // Each subscriber's connection: a task that drains its feed.
+                let (out, mut rx) = tokio::sync::mpsc::channel(1024);
+                let (left, done) = (left.clone(), done.clone());
+                actix_rt::spawn(async move {
+                    while rx.recv().await.is_some() {
+                        if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            done.notify_one();
+                        }
+                    }
+                });
+                let id = SessionId::next();
+                let feed = Feed::new(out, Transport::Sse, Arc::new(Filter::default()));
+                let grant = Grant::Public {
+                    user: None,
+                    key: None,
+                };
+                let session = session.clone();
                 topic
                     .send(Subscribe {
-                        id: SessionId::next(),
-                        recipient: sink.recipient(),
-                        grant: Grant::Public {
-                            user: None,
-                            key: None,
-                        },
+                        id,
+                        session,
+                        feed,
+                        grant,
+                    })
+                    .await
+                    .unwrap();
+                topic
+                    .send(GoLive {
+                        id,
+                        replayed_up_to: 0,
                     })
                     .await
                     .unwrap();
@@ -83,7 +97,7 @@ fn fanout(c: &mut Criterion) {
             |b, &n| {
                 b.iter(|| {
                     system.block_on(async {
-                        left.store(n, std::sync::atomic::Ordering::Release);
+                        left.store(n, Ordering::Release);
                         topic.do_send(Publish(Arc::new(Envelope::new(message(1)))));
                         done.notified().await;
                     })

@@ -48,8 +48,10 @@ impl Metrics {
         self.published.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn delivered(&self) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
+    pub fn delivered(&self, n: u64) {
+        if n > 0 {
+            self.delivered.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     pub fn rate_limited(&self) {

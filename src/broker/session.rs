@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use bytestring::ByteString;
 use tokio::sync::mpsc;
 
+use super::feed::{Feed, Outbound, Stop};
 use super::message::{sse_frame, Control, Envelope, Transport};
 use super::since::{Filter, Since};
-use super::topic::{Deliver, Subscribe, Topic, Unsubscribe, REASON_TOO_SLOW};
+use super::topic::{Close, GoLive, Subscribe, Topic, Unsubscribe};
 use super::{Broker, SessionId};
 use crate::auth::permissions::Grant;
 use crate::db::{self, Pool};
@@ -23,17 +23,6 @@ use crate::util::{now_unix, random_id};
 
 /// Stored messages are replayed in pages of this many.
 const REPLAY_PAGE: i64 = 500;
-
-/// What a session hands to its connection's writer.
-#[derive(Debug)]
-pub enum Outbound {
-    /// Bytes for a stream body (SSE, JSON, raw).
-    Data(Bytes),
-    /// A WebSocket text frame.
-    Text(ByteString),
-    /// A WebSocket ping.
-    Ping,
-}
 
 /// Everything a session needs to start.
 pub struct SessionSpec {
@@ -47,16 +36,17 @@ pub struct SessionSpec {
     pub queue: usize,
 }
 
+/// Stands for one subscriber connection: registers it with its topics, replays what
+/// it asked for, sends control events, and unregisters it when the connection ends.
+/// Live messages do not pass through it: topics write them straight into its feed.
 pub struct Session {
     id: SessionId,
-    spec: SessionSpec,
+    transport: Transport,
+    keepalive: Duration,
+    /// The topics' names, as control events carry them.
     label: String,
-    out: mpsc::Sender<Outbound>,
-    broker: Broker,
-    pool: Pool,
+    feed: Feed,
     topics: Vec<Addr<Topic>>,
-    /// Live messages up to here were already sent by the replay.
-    replayed_up_to: i64,
     closing: bool,
 }
 
@@ -70,18 +60,20 @@ impl Session {
             .map(|(name, _)| name.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        Session {
-            id: SessionId::next(),
-            spec,
-            label,
-            out,
-            broker,
-            pool,
-            topics: Vec::new(),
-            replayed_up_to: 0,
-            closing: false,
-        }
-        .start();
+        let feed = Feed::new(out, spec.transport, Arc::new(spec.filter.clone()));
+        Session::create(|ctx| {
+            let session = Session {
+                id: SessionId::next(),
+                transport: spec.transport,
+                keepalive: spec.keepalive,
+                label,
+                feed,
+                topics: Vec::new(),
+                closing: false,
+            };
+            session.set_up(spec, broker, pool, ctx);
+            session
+        });
         rx
     }
 
@@ -94,7 +86,7 @@ impl Session {
             message,
         }
         .to_json();
-        match self.spec.transport {
+        match self.transport {
             Transport::Sse => Outbound::Data(sse_frame(None, event, &json)),
             Transport::Json => Outbound::Data(Bytes::from(json + "\n")),
             Transport::Raw => Outbound::Data(Bytes::from_static(b"\n")),
@@ -106,29 +98,60 @@ impl Session {
         if self.closing {
             return;
         }
-        // The last free slot is kept for the final event.
-        if self.out.capacity() <= 1 {
-            self.close(REASON_TOO_SLOW, ctx);
-            return;
-        }
-        if self.out.try_send(frame).is_err() {
-            ctx.stop();
+        match self.feed.push(frame) {
+            Ok(()) => {}
+            Err(Stop::Close(reason)) => self.close(reason, ctx),
+            Err(Stop::Gone) => ctx.stop(),
         }
     }
 
     fn close(&mut self, reason: &str, ctx: &mut Context<Self>) {
         if !self.closing {
-            let _ = self.out.try_send(self.control("close", Some(reason)));
+            self.feed.push_last(self.control("close", Some(reason)));
             self.closing = true;
         }
         ctx.stop();
     }
-}
 
-fn message_frame(transport: Transport, envelope: &Envelope) -> Outbound {
-    match transport {
-        Transport::Ws => Outbound::Text(envelope.json.clone()),
-        other => Outbound::Data(envelope.frame(other)),
+    /// Registers with every topic, sends `open`, replays, then lets the topics send
+    /// live messages. `open` is sent only once every topic has this session
+    /// registered, so a message published after a client saw `open` always reaches it.
+    fn set_up(&self, spec: SessionSpec, broker: Broker, pool: Pool, ctx: &mut Context<Self>) {
+        let live = !spec.poll;
+        let open = live.then(|| self.control("open", None));
+        let session = ctx.address().recipient::<Close>();
+        let (id, feed) = (self.id, self.feed.clone());
+        let setup = async move {
+            let mut topics = Vec::new();
+            if live {
+                for (name, grant) in &spec.topics {
+                    let subscribe = Subscribe {
+                        id,
+                        session: session.clone(),
+                        feed: feed.clone(),
+                        grant: grant.clone(),
+                    };
+                    topics.push(subscribe_to(&broker, name, subscribe).await?);
+                }
+            }
+            if let Some(open) = open {
+                feed.send(open).await.map_err(drop)?;
+            }
+            let names = spec.topics.into_iter().map(|(name, _)| name).collect();
+            let replayed_up_to = replay(pool, names, spec.since, &feed).await?;
+            for topic in &topics {
+                topic.do_send(GoLive { id, replayed_up_to });
+            }
+            Ok::<_, ()>(topics)
+        };
+        ctx.wait(
+            setup
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(topics) if live => act.topics = topics,
+                    _ => ctx.stop(),
+                }),
+        );
     }
 }
 
@@ -136,76 +159,25 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.spec.queue);
-        METRICS.connection_opened(self.spec.transport);
+        METRICS.connection_opened(self.transport);
         // Stop as soon as the connection is gone, not at the next write.
-        let out = self.out.clone();
+        let feed = self.feed.clone();
         ctx.spawn(
-            async move { out.closed().await }
+            async move { feed.closed().await }
                 .into_actor(self)
                 .map(|_, _, ctx| ctx.stop()),
         );
-        // `open` is sent only once every topic has this session registered, so a
-        // message published after a client saw `open` always reaches it.
-        let open = (!self.spec.poll).then(|| self.control("open", None));
-        if !self.spec.poll {
-            let every = self.spec.keepalive;
-            ctx.run_interval(every, |act, ctx| {
-                if act.spec.transport == Transport::Ws {
-                    act.push(Outbound::Ping, ctx);
-                }
-                let keepalive = act.control("keepalive", None);
-                act.push(keepalive, ctx);
-            });
-        }
-
-        let broker = self.broker.clone();
-        let recipient = ctx.address().recipient::<Deliver>();
-        let id = self.id;
-        let live = !self.spec.poll;
-        let topic_grants = self.spec.topics.clone();
-        let since = self.spec.since.clone();
-        let filter = self.spec.filter.clone();
-        let pool = self.pool.clone();
-        let out = self.out.clone();
-        let transport = self.spec.transport;
-        let setup = async move {
-            let mut topics = Vec::new();
-            if live {
-                for (name, grant) in &topic_grants {
-                    let subscribe = Subscribe {
-                        id,
-                        recipient: recipient.clone(),
-                        grant: grant.clone(),
-                    };
-                    topics.push(subscribe_to(&broker, name, subscribe).await?);
-                }
+        ctx.run_interval(self.keepalive, |act, ctx| {
+            if act.transport == Transport::Ws {
+                act.push(Outbound::Ping, ctx);
             }
-            if let Some(open) = open {
-                out.send(open).await.map_err(|_| ())?;
-            }
-            let names = topic_grants.into_iter().map(|(name, _)| name).collect();
-            let last = replay(pool, names, since, &filter, transport, &out).await?;
-            Ok::<_, ()>((topics, last))
-        };
-        ctx.wait(
-            setup
-                .into_actor(self)
-                .map(move |result, act, ctx| match result {
-                    Ok((topics, last)) => {
-                        act.topics = topics;
-                        act.replayed_up_to = last;
-                        if act.spec.poll {
-                            ctx.stop();
-                        }
-                    }
-                    Err(()) => ctx.stop(),
-                }),
-        );
+            let keepalive = act.control("keepalive", None);
+            act.push(keepalive, ctx);
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        METRICS.connection_closed(self.spec.transport);
+        METRICS.connection_closed(self.transport);
         for topic in &self.topics {
             topic.do_send(Unsubscribe { id: self.id });
         }
@@ -226,14 +198,7 @@ async fn subscribe_to(broker: &Broker, name: &str, msg: Subscribe) -> Result<Add
 
 /// Sends stored messages after `since`, waiting for the connection to take them.
 /// Returns the sequence number of the last stored message looked at.
-async fn replay(
-    pool: Pool,
-    topics: Vec<String>,
-    since: Since,
-    filter: &Filter,
-    transport: Transport,
-    out: &mpsc::Sender<Outbound>,
-) -> Result<i64, ()> {
+async fn replay(pool: Pool, topics: Vec<String>, since: Since, feed: &Feed) -> Result<i64, ()> {
     let topics = Arc::new(topics);
     let mut cursor = since;
     let mut last = 0;
@@ -250,9 +215,9 @@ async fn replay(
         let full_page = page.len() as i64 == REPLAY_PAGE;
         for message in page {
             last = last.max(message.seq);
-            if filter.matches(&message) {
-                let frame = message_frame(transport, &Envelope::new(message));
-                out.send(frame).await.map_err(|_| ())?;
+            if feed.filter().matches(&message) {
+                let frame = Outbound::message(feed.transport(), &Envelope::new(message));
+                feed.send(frame).await.map_err(drop)?;
             }
         }
         cursor = if full_page && cursor != Since::Latest {
@@ -264,22 +229,10 @@ async fn replay(
     Ok(last)
 }
 
-impl Handler<Deliver> for Session {
+impl Handler<Close> for Session {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
-        match msg {
-            Deliver::Message(envelope) => {
-                if envelope.seq() <= self.replayed_up_to
-                    || !self.spec.filter.matches(&envelope.message)
-                {
-                    return;
-                }
-                let frame = message_frame(self.spec.transport, &envelope);
-                self.push(frame, ctx);
-                METRICS.delivered();
-            }
-            Deliver::Close { reason } => self.close(reason, ctx),
-        }
+    fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
+        self.close(msg.reason, ctx);
     }
 }

@@ -1,5 +1,6 @@
 //! One actor per live topic: it holds the topic's subscribers and fans each stored
-//! message out to them, never waiting on any one of them.
+//! message out to them, straight into each subscriber's feed, never waiting on any
+//! one of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,32 +8,42 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::feed::{Feed, Stop};
 use super::message::Envelope;
 use super::{Broker, SessionId};
 use crate::auth::permissions::{Grant, Revocation};
+use crate::metrics::METRICS;
 
-/// What a topic pushes to a session.
-#[derive(Message, Clone)]
-#[rtype(result = "()")]
-pub enum Deliver {
-    Message(Arc<Envelope>),
-    /// The subscription ends: send a final event with this reason, then close.
-    Close {
-        reason: &'static str,
-    },
-}
-
-pub const REASON_TOO_SLOW: &str = "Subscriber too slow";
+pub use super::feed::REASON_TOO_SLOW;
 pub const REASON_TOPIC_DELETED: &str = "Topic deleted";
 pub const REASON_REVOKED: &str = "Access revoked";
 
+/// Tells a session its subscription ended: send a final event with this reason, then
+/// close.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Close {
+    pub reason: &'static str,
+}
+
+/// Registers a subscriber. Messages are held for it until [`GoLive`].
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct Subscribe {
     pub id: SessionId,
-    pub recipient: Recipient<Deliver>,
+    pub session: Recipient<Close>,
+    pub feed: Feed,
     /// What allowed this subscription; checked again on every [`Revoke`].
     pub grant: Grant,
+}
+
+/// The subscriber's replay is done: what it holds after `replayed_up_to` goes out,
+/// and so does everything that follows.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GoLive {
+    pub id: SessionId,
+    pub replayed_up_to: i64,
 }
 
 #[derive(Message)]
@@ -59,8 +70,37 @@ pub struct CloseAll {
 }
 
 struct Subscriber {
-    recipient: Recipient<Deliver>,
+    session: Recipient<Close>,
+    feed: Feed,
     grant: Grant,
+    /// Messages that arrived while the session was still replaying; `None` once live.
+    held: Option<Vec<Arc<Envelope>>>,
+    /// The replay already sent messages up to this sequence number.
+    replayed_up_to: i64,
+}
+
+impl Subscriber {
+    /// Hands a message over (or holds it during the replay); returns whether it was
+    /// queued for the connection.
+    fn offer(&mut self, envelope: &Arc<Envelope>) -> Result<bool, Stop> {
+        match &mut self.held {
+            Some(held) if held.len() + 1 >= self.feed.capacity() => {
+                Err(Stop::Close(REASON_TOO_SLOW))
+            }
+            Some(held) => {
+                held.push(envelope.clone());
+                Ok(false)
+            }
+            None => self.feed.offer(envelope, self.replayed_up_to),
+        }
+    }
+
+    /// Ends the subscription, telling the session why when there is a reason.
+    fn stop(&self, stop: Stop) {
+        if let Stop::Close(reason) = stop {
+            self.session.do_send(Close { reason });
+        }
+    }
 }
 
 pub struct Topic {
@@ -115,10 +155,42 @@ impl Handler<Subscribe> for Topic {
             ctx.cancel_future(handle);
         }
         let subscriber = Subscriber {
-            recipient: msg.recipient,
+            session: msg.session,
+            feed: msg.feed,
             grant: msg.grant,
+            held: Some(Vec::new()),
+            replayed_up_to: 0,
         };
         self.subscribers.insert(msg.id, subscriber);
+    }
+}
+
+impl Handler<GoLive> for Topic {
+    type Result = ();
+
+    fn handle(&mut self, msg: GoLive, ctx: &mut Context<Self>) {
+        let Some(subscriber) = self.subscribers.get_mut(&msg.id) else {
+            return;
+        };
+        subscriber.replayed_up_to = msg.replayed_up_to;
+        let held = subscriber.held.take().unwrap_or_default();
+        let mut sent = 0;
+        let mut failed = None;
+        for envelope in &held {
+            match subscriber.offer(envelope) {
+                Ok(queued) => sent += u64::from(queued),
+                Err(stop) => {
+                    failed = Some(stop);
+                    break;
+                }
+            }
+        }
+        METRICS.delivered(sent);
+        if let Some(stop) = failed {
+            subscriber.stop(stop);
+            self.subscribers.remove(&msg.id);
+            self.schedule_idle_stop(ctx);
+        }
     }
 }
 
@@ -135,24 +207,22 @@ impl Handler<Publish> for Topic {
     type Result = ();
 
     fn handle(&mut self, Publish(envelope): Publish, ctx: &mut Context<Self>) {
+        let mut sent = 0;
         let mut dropped = false;
-        self.subscribers.retain(|_, Subscriber { recipient, .. }| {
-            match recipient.try_send(Deliver::Message(envelope.clone())) {
-                Ok(()) => true,
-                Err(SendError::Full(_)) => {
-                    // Its queue is full: this one subscriber goes, nobody else waits.
-                    recipient.do_send(Deliver::Close {
-                        reason: REASON_TOO_SLOW,
-                    });
+        self.subscribers
+            .retain(|_, subscriber| match subscriber.offer(&envelope) {
+                Ok(queued) => {
+                    sent += u64::from(queued);
+                    true
+                }
+                Err(stop) => {
+                    // This one subscriber goes; nobody else waits.
+                    subscriber.stop(stop);
                     dropped = true;
                     false
                 }
-                Err(SendError::Closed(_)) => {
-                    dropped = true;
-                    false
-                }
-            }
-        });
+            });
+        METRICS.delivered(sent);
         if dropped {
             self.schedule_idle_stop(ctx);
         }
@@ -164,9 +234,7 @@ impl Handler<CloseAll> for Topic {
 
     fn handle(&mut self, msg: CloseAll, ctx: &mut Context<Self>) {
         for (_, subscriber) in self.subscribers.drain() {
-            subscriber
-                .recipient
-                .do_send(Deliver::Close { reason: msg.reason });
+            subscriber.stop(Stop::Close(msg.reason));
         }
         ctx.stop();
     }
@@ -179,9 +247,7 @@ impl Handler<Revoke> for Topic {
         self.subscribers.retain(|_, subscriber| {
             let revoked = subscriber.grant.revoked_by(&revocation);
             if revoked {
-                subscriber.recipient.do_send(Deliver::Close {
-                    reason: REASON_REVOKED,
-                });
+                subscriber.stop(Stop::Close(REASON_REVOKED));
             }
             !revoked
         });

@@ -1,0 +1,116 @@
+//! A subscriber's feed: the bounded queue its connection writes from. Topic actors
+//! put frames straight into it; the session actor only adds control events.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::message::{Envelope, Transport};
+use super::since::Filter;
+
+pub const REASON_TOO_SLOW: &str = "Subscriber too slow";
+
+/// What a connection's writer gets.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Bytes for a stream body (SSE, JSON, raw).
+    Data(Bytes),
+    /// A WebSocket text frame.
+    Text(ByteString),
+    /// A WebSocket ping.
+    Ping,
+}
+
+impl Outbound {
+    /// A stored message as this transport writes it (built once per message and shared).
+    pub fn message(transport: Transport, envelope: &Envelope) -> Self {
+        match transport {
+            Transport::Ws => Self::Text(envelope.json.clone()),
+            other => Self::Data(envelope.frame(other)),
+        }
+    }
+}
+
+/// Why a feed cannot take any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The connection is gone.
+    Gone,
+    /// The queue is full: the subscriber gets a final `close` event with this reason.
+    Close(&'static str),
+}
+
+/// The sending side of one subscriber's queue, with what decides which messages it
+/// wants. Cheap to clone.
+#[derive(Clone)]
+pub struct Feed {
+    out: mpsc::Sender<Outbound>,
+    transport: Transport,
+    filter: Arc<Filter>,
+}
+
+impl Feed {
+    pub fn new(out: mpsc::Sender<Outbound>, transport: Transport, filter: Arc<Filter>) -> Self {
+        Self {
+            out,
+            transport,
+            filter,
+        }
+    }
+
+    /// How many frames the queue holds at most.
+    pub fn capacity(&self) -> usize {
+        self.out.max_capacity()
+    }
+
+    /// Queues a message unless the subscriber already has it (`seq <= after`, sent by
+    /// its replay) or filters it out. Returns whether it was queued. The last free slot
+    /// is kept for the final `close` event, so a subscriber that lets its queue fill up
+    /// is told why it is dropped.
+    pub fn offer(&self, envelope: &Envelope, after: i64) -> Result<bool, Stop> {
+        if envelope.seq() <= after || !self.filter.matches(&envelope.message) {
+            return Ok(false);
+        }
+        self.push(Outbound::message(self.transport, envelope))?;
+        Ok(true)
+    }
+
+    /// Queues a frame, keeping the last free slot for the final event.
+    pub fn push(&self, frame: Outbound) -> Result<(), Stop> {
+        if self.out.is_closed() {
+            return Err(Stop::Gone);
+        }
+        if self.out.capacity() <= 1 {
+            return Err(Stop::Close(REASON_TOO_SLOW));
+        }
+        self.out.try_send(frame).map_err(|e| match e {
+            TrySendError::Full(_) => Stop::Close(REASON_TOO_SLOW),
+            TrySendError::Closed(_) => Stop::Gone,
+        })
+    }
+
+    /// Queues the final event in whatever room is left.
+    pub fn push_last(&self, frame: Outbound) {
+        let _ = self.out.try_send(frame);
+    }
+
+    /// Waits until a frame fits (replay: the client sets the pace).
+    pub async fn send(&self, frame: Outbound) -> Result<(), Stop> {
+        self.out.send(frame).await.map_err(|_| Stop::Gone)
+    }
+
+    /// Resolves once the connection is gone.
+    pub async fn closed(&self) {
+        self.out.closed().await
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+}
