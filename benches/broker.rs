@@ -66,7 +66,7 @@ fn fanout(c: &mut Criterion) {
                     }
                 });
                 let id = SessionId::next();
-                let feed = Feed::new(out, Transport::Sse, Arc::new(Filter::default()));
+                let feed = Feed::new(out, Transport::Sse, Filter::default());
                 let grant = Grant::Public {
                     user: None,
                     key: None,

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::message::{Envelope, Transport};
+use super::message::{Envelope, Message, Transport};
 use super::since::Filter;
 
 pub const REASON_TOO_SLOW: &str = "Subscriber too slow";
@@ -48,15 +48,16 @@ pub enum Stop {
 pub struct Feed {
     out: mpsc::Sender<Outbound>,
     transport: Transport,
-    filter: Arc<Filter>,
+    /// `None` when the subscriber takes everything (no pointer to chase per message).
+    filter: Option<Arc<Filter>>,
 }
 
 impl Feed {
-    pub fn new(out: mpsc::Sender<Outbound>, transport: Transport, filter: Arc<Filter>) -> Self {
+    pub fn new(out: mpsc::Sender<Outbound>, transport: Transport, filter: Filter) -> Self {
         Self {
             out,
             transport,
-            filter,
+            filter: (!filter.is_empty()).then(|| Arc::new(filter)),
         }
     }
 
@@ -70,7 +71,7 @@ impl Feed {
     /// is kept for the final `close` event, so a subscriber that lets its queue fill up
     /// is told why it is dropped.
     pub fn offer(&self, envelope: &Envelope, after: i64) -> Result<bool, Stop> {
-        if envelope.seq() <= after || !self.filter.matches(&envelope.message) {
+        if envelope.seq() <= after || !self.wants(&envelope.message) {
             return Ok(false);
         }
         self.push(Outbound::message(self.transport, envelope))?;
@@ -79,9 +80,6 @@ impl Feed {
 
     /// Queues a frame, keeping the last free slot for the final event.
     pub fn push(&self, frame: Outbound) -> Result<(), Stop> {
-        if self.out.is_closed() {
-            return Err(Stop::Gone);
-        }
         if self.out.capacity() <= 1 {
             return Err(Stop::Close(REASON_TOO_SLOW));
         }
@@ -110,7 +108,8 @@ impl Feed {
         self.transport
     }
 
-    pub fn filter(&self) -> &Filter {
-        &self.filter
+    /// Whether the subscriber's filters let this message through.
+    pub fn wants(&self, message: &Message) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(message))
     }
 }

@@ -52,7 +52,7 @@ pub struct Session {
 
 impl Session {
     /// Starts a session and returns the receiving end its connection writes from.
-    pub fn spawn(spec: SessionSpec, broker: Broker, pool: Pool) -> mpsc::Receiver<Outbound> {
+    pub fn spawn(mut spec: SessionSpec, broker: Broker, pool: Pool) -> mpsc::Receiver<Outbound> {
         let (out, rx) = mpsc::channel(spec.queue);
         let label = spec
             .topics
@@ -60,7 +60,7 @@ impl Session {
             .map(|(name, _)| name.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        let feed = Feed::new(out, spec.transport, Arc::new(spec.filter.clone()));
+        let feed = Feed::new(out, spec.transport, std::mem::take(&mut spec.filter));
         Session::create(|ctx| {
             let session = Session {
                 id: SessionId::next(),
@@ -215,7 +215,7 @@ async fn replay(pool: Pool, topics: Vec<String>, since: Since, feed: &Feed) -> R
         let full_page = page.len() as i64 == REPLAY_PAGE;
         for message in page {
             last = last.max(message.seq);
-            if feed.filter().matches(&message) {
+            if feed.wants(&message) {
                 let frame = Outbound::message(feed.transport(), &Envelope::new(message));
                 feed.send(frame).await.map_err(drop)?;
             }

@@ -9,11 +9,11 @@ use super::Conn;
 use crate::broker::message::{split_list, Message};
 use crate::broker::since::Since;
 
-const MESSAGE_SEQ: &str = "message_seq";
-
 /// A stored message; also what cluster nodes send each other.
 #[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = messages)]
+// A missing title is bound as NULL: the insert is then one statement, prepared once.
+#[diesel(treat_none_as_default_value = false)]
 pub struct MessageRow {
     pub seq: i64,
     pub id: String,
@@ -60,20 +60,32 @@ impl From<MessageRow> for Message {
 }
 
 pub fn insert_batch(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> {
-    super::on_backend!(conn, |c| diesel::insert_into(messages::table)
-        .values(rows)
-        .execute(c))
+    match conn {
+        // One round trip for the whole batch.
+        Conn::Postgres(c) => diesel::insert_into(messages::table).values(rows).execute(c),
+        // In-process: one prepared statement, cached, run per row, is cheaper than
+        // parsing a multi-row statement of a new size for every batch.
+        Conn::Sqlite(c) => rows
+            .iter()
+            .map(|row| diesel::insert_into(messages::table).values(row).execute(c))
+            .sum(),
+    }
 }
 
 /// Reserves `count` sequence numbers and returns the first. Called inside the
 /// transaction that stores them: the counter's row stays locked until it commits, so
 /// commits (of every node sharing the database) happen in sequence order.
 pub fn reserve_seqs(conn: &mut Conn, count: i64) -> QueryResult<i64> {
-    let counter = counters::table.find(MESSAGE_SEQ);
-    diesel::update(counter)
+    // The counter's name is written into the statement, not bound: SQLite re-plans a
+    // statement whenever a value compared with an indexed column is bound again, and
+    // this one runs for every batch.
+    let counter = counters::table.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "name = 'message_seq'",
+    ));
+    let last: i64 = super::on_backend!(conn, |c| diesel::update(counter)
         .set(counters::value.eq(counters::value + count))
-        .execute(conn)?;
-    let last: i64 = counter.select(counters::value).first(conn)?;
+        .returning(counters::value)
+        .get_result(c))?;
     Ok(last - count + 1)
 }
 

@@ -33,7 +33,7 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// Settings every SQLite connection gets: wait for locks instead of failing, enforce
 /// keys, and a WAL journal whose commits survive a crash of the process.
 const SQLITE_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+    "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 8000;";
 
 /// Which database a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
