@@ -31,7 +31,8 @@ pub type Pool = R2d2Pool<Manager>;
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Settings every SQLite connection gets: wait for locks instead of failing, enforce
-/// keys, and a WAL journal whose commits survive a crash of the process.
+/// keys, a WAL journal whose commits survive a crash of the process, and checkpoints
+/// every 8000 pages rather than 1000 (fewer copies of the same hot pages).
 const SQLITE_PRAGMAS: &str =
     "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 8000;";
 
@@ -133,7 +134,10 @@ pub fn open(url: &str) -> Result<Pool, String> {
     let mut conn = connect(url)?;
     if let Conn::Sqlite(sqlite) = &mut conn {
         sqlite
-            .batch_execute("PRAGMA journal_mode = WAL;")
+            // A new database gets 1 KiB pages: a batch of publishes touches many
+            // scattered index leaves (random ids, one position per topic), and every
+            // touched page is written to the WAL whole at each commit.
+            .batch_execute("PRAGMA page_size = 1024; PRAGMA journal_mode = WAL;")
             .map_err(|e| format!("cannot open database {name}: {e}"))?;
     }
     migrate(&mut conn).map_err(|e| format!("cannot migrate database {name}: {e}"))?;
