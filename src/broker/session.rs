@@ -41,7 +41,6 @@ pub struct SessionSpec {
 /// Live messages do not pass through it: topics write them straight into its feed.
 pub struct Session {
     id: SessionId,
-    transport: Transport,
     keepalive: Duration,
     /// The topics' names, as control events carry them.
     label: String,
@@ -64,7 +63,6 @@ impl Session {
         Session::create(|ctx| {
             let session = Session {
                 id: SessionId::next(),
-                transport: spec.transport,
                 keepalive: spec.keepalive,
                 label,
                 feed,
@@ -86,7 +84,7 @@ impl Session {
             message,
         }
         .to_json();
-        match self.transport {
+        match self.feed.transport() {
             Transport::Sse => Outbound::Data(sse_frame(None, event, &json)),
             Transport::Json => Outbound::Data(Bytes::from(json + "\n")),
             Transport::Raw => Outbound::Data(Bytes::from_static(b"\n")),
@@ -159,7 +157,7 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        METRICS.connection_opened(self.transport);
+        METRICS.connection_opened(self.feed.transport());
         // Stop as soon as the connection is gone, not at the next write.
         let feed = self.feed.clone();
         ctx.spawn(
@@ -168,7 +166,7 @@ impl Actor for Session {
                 .map(|_, _, ctx| ctx.stop()),
         );
         ctx.run_interval(self.keepalive, |act, ctx| {
-            if act.transport == Transport::Ws {
+            if act.feed.transport() == Transport::Ws {
                 act.push(Outbound::Ping, ctx);
             }
             let keepalive = act.control("keepalive", None);
@@ -177,7 +175,7 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        METRICS.connection_closed(self.transport);
+        METRICS.connection_closed(self.feed.transport());
         for topic in &self.topics {
             topic.do_send(Unsubscribe { id: self.id });
         }

@@ -149,7 +149,8 @@ pub fn open(url: &str) -> Result<Pool, String> {
 }
 
 /// Runs the same Diesel expression on the concrete connection of either backend, for
-/// the few statements the backend-neutral connection cannot express (multi-row inserts).
+/// the few statements the backend-neutral connection cannot express (multi-row inserts,
+/// `RETURNING`).
 macro_rules! on_backend {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
