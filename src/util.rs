@@ -19,6 +19,27 @@ pub fn random_id(len: usize) -> String {
         .collect()
 }
 
+/// Digits in ASCII order, so that fixed-width numbers written with them sort as text
+/// in the same order as the numbers.
+const ORDERED_DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A message id: the message's sequence number in 7 ordered base-62 digits, then 5
+/// random characters. Unique because sequence numbers are; ids of later messages sort
+/// after earlier ones, so each new id lands at the end of the id index (the index
+/// page being written anyway) instead of on a random page of its own.
+pub fn message_id(seq: i64) -> String {
+    let mut digits = [b'0'; 7];
+    let mut rest = seq.max(0) as u64;
+    for slot in digits.iter_mut().rev() {
+        *slot = ORDERED_DIGITS[(rest % 62) as usize];
+        rest /= 62;
+    }
+    let mut id = String::with_capacity(12);
+    id.extend(digits.iter().map(|&d| char::from(d)));
+    id.push_str(&random_id(5));
+    id
+}
+
 /// Unix seconds as an RFC 3339 UTC string (`2026-11-22T10:30:00Z`).
 pub fn rfc3339(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
@@ -49,5 +70,30 @@ mod tests {
             Some(1_795_000_000)
         );
         assert_eq!(parse_rfc3339("tomorrow"), None);
+    }
+
+    #[test]
+    fn message_ids_sort_like_their_sequence_numbers() {
+        let seqs = [
+            0,
+            1,
+            9,
+            10,
+            61,
+            62,
+            3843,
+            3844,
+            1_000_000,
+            2_000_000_000,
+            3_500_000_000_000,
+        ];
+        let ids: Vec<String> = seqs.iter().map(|&s| message_id(s)).collect();
+        assert!(ids.iter().all(|id| id.len() == 12));
+        assert!(ids
+            .iter()
+            .all(|id| id.chars().all(|c| c.is_ascii_alphanumeric())));
+        assert!(ids.windows(2).all(|pair| pair[0][..7] < pair[1][..7]));
+        assert_eq!(&message_id(62)[..7], "0000010");
+        assert_ne!(message_id(5), message_id(5), "the tail is random");
     }
 }

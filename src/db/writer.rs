@@ -166,6 +166,7 @@ fn commit(
             let first = messages::reserve_seqs(conn, pending.len() as i64)?;
             for (i, (message, _)) in pending.iter_mut().enumerate() {
                 message.seq = first + i as i64;
+                message.id = crate::util::message_id(message.seq);
             }
             let rows: Vec<MessageRow> = pending.iter().map(|(m, _)| MessageRow::from(m)).collect();
             messages::insert_batch(conn, &rows).map(|_| rows)

@@ -15,7 +15,7 @@ use crate::broker::message::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Allowance;
-use crate::util::{now_unix, random_id};
+use crate::util::now_unix;
 
 /// Room for the JSON around the message text in `POST /`.
 const JSON_OVERHEAD: usize = 16 * 1024;
@@ -158,7 +158,8 @@ fn check(draft: Draft, state: &AppState) -> ApiResult<Message> {
     };
     let now = now_unix();
     Ok(Message {
-        id: random_id(12),
+        // Both are given by the writer when it stores the message.
+        id: String::new(),
         time: now,
         event: "message",
         topic: draft.topic,
