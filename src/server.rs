@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 
 use crate::auth::permissions::Revocation;
 use crate::auth::Auth;
@@ -59,19 +59,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .wrap(actix_web::middleware::from_fn(http::limit_anonymous))
-            .wrap(http::json_errors())
-            .wrap(actix_web::middleware::from_fn(http::cors))
-            .configure(http::configure)
-    })
-    .workers(workers)
-    .shutdown_timeout(2)
-    .listen(listener)
-    .map_err(|e| format!("cannot listen on {addr}: {e}"))?
-    .run();
+    let server = http::front::serve(listener, workers, state)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("tidings listening on http://{addr}");
     let database = db::Backend::parse(&config.database_url).display();
     tracing::info!(%addr, %database, "tidings started");

@@ -4,6 +4,7 @@
 mod accounts;
 mod client_auth;
 mod cors;
+pub mod front;
 mod health;
 mod keys;
 mod publish;
@@ -102,6 +103,26 @@ impl actix_web::FromRequest for Principal {
             resolved.inspect_err(|e| METRICS.auth_failed(e))
         })
     }
+}
+
+/// The application: shared state, the middleware every answer passes, and the routes.
+pub fn app(
+    state: web::Data<AppState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .app_data(state)
+        .wrap(actix_web::middleware::from_fn(limit_anonymous))
+        .wrap(json_errors())
+        .wrap(actix_web::middleware::from_fn(cors))
+        .configure(configure)
 }
 
 /// Registers every route. Order matters: fixed paths before `/{topic}` patterns.
