@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use bytestring::ByteString;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::message::{Envelope, Message, Transport};
@@ -12,23 +11,27 @@ use super::since::Filter;
 
 pub const REASON_TOO_SLOW: &str = "Subscriber too slow";
 
-/// What a connection's writer gets.
+/// What a connection's writer gets. One pointer wide, so a subscriber's queue stays
+/// small whatever it holds: the queue's storage is allocated in blocks of 32 slots.
 #[derive(Debug)]
 pub enum Outbound {
-    /// Bytes for a stream body (SSE, JSON, raw).
-    Data(Bytes),
-    /// A WebSocket text frame.
-    Text(ByteString),
+    /// A stored message, shared by every subscriber; the writer takes the frame its
+    /// transport needs (built once per message).
+    Message(Arc<Envelope>),
+    /// A control event (`open`, `keepalive`, `close`), encoded for the transport: the
+    /// stream bytes, or the WebSocket frame's text.
+    Control(Box<Bytes>),
     /// A WebSocket ping.
     Ping,
 }
 
 impl Outbound {
-    /// A stored message as this transport writes it (built once per message and shared).
-    pub fn message(transport: Transport, envelope: &Envelope) -> Self {
-        match transport {
-            Transport::Ws => Self::Text(envelope.json.clone()),
-            other => Self::Data(envelope.frame(other)),
+    /// The bytes a stream transport (SSE, JSON, raw) writes for this.
+    pub fn into_bytes(self, transport: Transport) -> Bytes {
+        match self {
+            Self::Message(envelope) => envelope.frame(transport),
+            Self::Control(bytes) => *bytes,
+            Self::Ping => Bytes::new(),
         }
     }
 }
@@ -70,11 +73,11 @@ impl Feed {
     /// its replay) or filters it out. Returns whether it was queued. The last free slot
     /// is kept for the final `close` event, so a subscriber that lets its queue fill up
     /// is told why it is dropped.
-    pub fn offer(&self, envelope: &Envelope, after: i64) -> Result<bool, Stop> {
+    pub fn offer(&self, envelope: &Arc<Envelope>, after: i64) -> Result<bool, Stop> {
         if envelope.seq() <= after || !self.wants(&envelope.message) {
             return Ok(false);
         }
-        self.push(Outbound::message(self.transport, envelope))?;
+        self.push(Outbound::Message(envelope.clone()))?;
         Ok(true)
     }
 

@@ -84,12 +84,12 @@ impl Session {
             message,
         }
         .to_json();
-        match self.feed.transport() {
-            Transport::Sse => Outbound::Data(sse_frame(None, event, &json)),
-            Transport::Json => Outbound::Data(Bytes::from(json + "\n")),
-            Transport::Raw => Outbound::Data(Bytes::from_static(b"\n")),
-            Transport::Ws => Outbound::Text(json.into()),
-        }
+        Outbound::Control(Box::new(match self.feed.transport() {
+            Transport::Sse => sse_frame(None, event, &json),
+            Transport::Json => Bytes::from(json + "\n"),
+            Transport::Raw => Bytes::from_static(b"\n"),
+            Transport::Ws => Bytes::from(json),
+        }))
     }
 
     fn push(&mut self, frame: Outbound, ctx: &mut Context<Self>) {
@@ -214,7 +214,7 @@ async fn replay(pool: Pool, topics: Vec<String>, since: Since, feed: &Feed) -> R
         for message in page {
             last = last.max(message.seq);
             if feed.wants(&message) {
-                let frame = Outbound::message(feed.transport(), &Envelope::new(message));
+                let frame = Outbound::Message(Arc::new(Envelope::new(message)));
                 feed.send(frame).await.map_err(drop)?;
             }
         }

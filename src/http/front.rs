@@ -13,7 +13,9 @@
 use std::future::poll_fn;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use actix_http::{HttpService, KeepAlive, Request};
@@ -104,15 +106,15 @@ where
     B: MessageBody + 'static,
 {
     async fn connection(&self, stream: TcpStream) {
-        // The steps that need much state are boxed: the task a connection keeps while
-        // it streams is then only as large as the streaming step.
+        // Each way is boxed (the compiler would otherwise size every connection's task
+        // for the largest of them, and for the locals moved out before it).
         let request = Box::pin(tokio::time::timeout(
             REQUEST_TIMEOUT,
             stream_request(&stream),
         ))
         .await;
         match request {
-            Ok(Some(request)) => self.stream(stream, request).await,
+            Ok(Some(request)) => Box::pin(self.stream(stream, request)).await,
             _ => {
                 let _ = Box::pin(self.dispatcher.call(stream)).await;
             }
@@ -208,15 +210,21 @@ fn opens_stream(target: &str) -> bool {
 }
 
 /// Moves a stream body to the socket; notices a client that hangs up while the
-/// stream is idle.
+/// stream is idle. Waits on both with plain polls, so an idle stream's state is the
+/// body and the socket, nothing more.
 async fn pump(stream: &mut TcpStream, mut body: BoxBody) -> io::Result<()> {
     loop {
-        tokio::select! {
-            chunk = poll_fn(|cx| Pin::new(&mut body).poll_next(cx)) => match chunk {
-                Some(Ok(bytes)) => stream.write_all(&bytes).await?,
-                Some(Err(_)) | None => return Ok(()),
-            },
-            ready = stream.readable() => {
+        let next = poll_fn(|cx| {
+            if let Poll::Ready(ready) = stream.poll_read_ready(cx) {
+                return Poll::Ready(Next::Readable(ready));
+            }
+            Pin::new(&mut body).poll_next(cx).map(Next::Chunk)
+        })
+        .await;
+        match next {
+            Next::Chunk(Some(Ok(bytes))) => stream.write_all(&bytes).await?,
+            Next::Chunk(_) => return Ok(()),
+            Next::Readable(ready) => {
                 ready?;
                 // Anything the client sends now is ignored; end of stream means it left.
                 match stream.try_read(&mut [0; 256]) {
@@ -228,6 +236,11 @@ async fn pump(stream: &mut TcpStream, mut body: BoxBody) -> io::Result<()> {
             }
         }
     }
+}
+
+enum Next<C> {
+    Chunk(Option<C>),
+    Readable(io::Result<()>),
 }
 
 /// The response's head encoded (its header map is dropped here), the body's length

@@ -82,7 +82,7 @@ pub async fn subscribe(
         .content_type(transport.content_type())
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(coalesced(rx)))
+        .streaming(coalesced(rx, transport)))
 }
 
 /// `GET /api/topics/{topic}/messages?since=&limit=`: stored messages, oldest first.
@@ -127,11 +127,14 @@ fn parse_topics(list: &str) -> ApiResult<Vec<String>> {
 
 /// The body of a stream response: whatever is queued when the socket is ready goes
 /// out in one write.
-fn coalesced(rx: mpsc::Receiver<Outbound>) -> impl Stream<Item = Result<Bytes, Infallible>> {
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        let first = data(rx.recv().await?);
+fn coalesced(
+    rx: mpsc::Receiver<Outbound>,
+    transport: Transport,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    futures_util::stream::unfold(rx, move |mut rx| async move {
+        let first = rx.recv().await?.into_bytes(transport);
         let mut next = match rx.try_recv() {
-            Ok(frame) => data(frame),
+            Ok(frame) => frame.into_bytes(transport),
             Err(_) => return Some((Ok(first), rx)),
         };
         let mut buf = BytesMut::with_capacity(first.len() * 4);
@@ -142,20 +145,12 @@ fn coalesced(rx: mpsc::Receiver<Outbound>) -> impl Stream<Item = Result<Bytes, I
                 break;
             }
             match rx.try_recv() {
-                Ok(frame) => next = data(frame),
+                Ok(frame) => next = frame.into_bytes(transport),
                 Err(_) => break,
             }
         }
         Some((Ok(buf.freeze()), rx))
     })
-}
-
-fn data(frame: Outbound) -> Bytes {
-    match frame {
-        Outbound::Data(bytes) => bytes,
-        Outbound::Text(text) => text.into_bytes(),
-        Outbound::Ping => Bytes::new(),
-    }
 }
 
 /// Moves a session's frames to a WebSocket and answers the client's pings; frames the
@@ -169,8 +164,11 @@ async fn pump_websocket(
         tokio::select! {
             frame = rx.recv() => {
                 let sent = match frame {
-                    Some(Outbound::Text(text)) => ws.text(text).await,
-                    Some(Outbound::Data(bytes)) => ws.binary(bytes).await,
+                    Some(Outbound::Message(envelope)) => ws.text(envelope.json.clone()).await,
+                    // Control events are JSON, so always valid UTF-8.
+                    Some(Outbound::Control(text)) => {
+                        ws.text(String::from_utf8_lossy(&text).into_owned()).await
+                    }
                     Some(Outbound::Ping) => ws.ping(b"").await,
                     None => {
                         let _ = ws.close(None).await;
