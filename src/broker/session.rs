@@ -42,10 +42,13 @@ pub struct SessionSpec {
 pub struct Session {
     id: SessionId,
     keepalive: Duration,
-    /// The topics' names, as control events carry them.
+    /// The topics' names joined with commas, as control events carry them (names
+    /// cannot contain commas).
     label: String,
     feed: Feed,
-    topics: Vec<Addr<Topic>>,
+    /// Set once registered with every topic; the topics are then found by name when
+    /// the session ends (no address per topic is kept per session).
+    registered: Option<Broker>,
     closing: bool,
 }
 
@@ -66,7 +69,7 @@ impl Session {
                 keepalive: spec.keepalive,
                 label,
                 feed,
-                topics: Vec::new(),
+                registered: None,
                 closing: false,
             };
             session.set_up(spec, broker, pool, ctx);
@@ -119,6 +122,7 @@ impl Session {
         let open = live.then(|| self.control("open", None));
         let session = ctx.address().recipient::<Close>();
         let (id, feed) = (self.id, self.feed.clone());
+        let topic_index = broker.clone();
         let setup = async move {
             let mut topics = Vec::new();
             if live {
@@ -140,13 +144,13 @@ impl Session {
             for topic in &topics {
                 topic.do_send(GoLive { id, replayed_up_to });
             }
-            Ok::<_, ()>(topics)
+            Ok::<_, ()>(())
         };
         ctx.wait(
             setup
                 .into_actor(self)
                 .map(move |result, act, ctx| match result {
-                    Ok(topics) if live => act.topics = topics,
+                    Ok(()) if live => act.registered = Some(topic_index),
                     _ => ctx.stop(),
                 }),
         );
@@ -176,8 +180,12 @@ impl Actor for Session {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         METRICS.connection_closed(self.feed.transport());
-        for topic in &self.topics {
-            topic.do_send(Unsubscribe { id: self.id });
+        if let Some(broker) = &self.registered {
+            for name in self.label.split(',') {
+                if let Some(topic) = broker.live_topic(name) {
+                    topic.do_send(Unsubscribe { id: self.id });
+                }
+            }
         }
     }
 }
