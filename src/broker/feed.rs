@@ -70,9 +70,9 @@ impl Feed {
     }
 
     /// Queues a message unless the subscriber already has it (`seq <= after`, sent by
-    /// its replay) or filters it out. Returns whether it was queued. The last free slot
-    /// is kept for the final `close` event, so a subscriber that lets its queue fill up
-    /// is told why it is dropped.
+    /// its replay) or filters it out. Returns whether it was queued. The queue's last
+    /// slot is held by the session (see [`Feed::reserve_last`]), so a subscriber that
+    /// lets its queue fill up is still told why it is dropped.
     pub fn offer(&self, envelope: &Arc<Envelope>, after: i64) -> Result<bool, Stop> {
         if envelope.seq() <= after || !self.wants(&envelope.message) {
             return Ok(false);
@@ -81,20 +81,19 @@ impl Feed {
         Ok(true)
     }
 
-    /// Queues a frame, keeping the last free slot for the final event.
+    /// Queues a frame if there is room.
     pub fn push(&self, frame: Outbound) -> Result<(), Stop> {
-        if self.out.capacity() <= 1 {
-            return Err(Stop::Close(REASON_TOO_SLOW));
-        }
         self.out.try_send(frame).map_err(|e| match e {
             TrySendError::Full(_) => Stop::Close(REASON_TOO_SLOW),
             TrySendError::Closed(_) => Stop::Gone,
         })
     }
 
-    /// Queues the final event in whatever room is left.
-    pub fn push_last(&self, frame: Outbound) {
-        let _ = self.out.try_send(frame);
+    /// Takes the queue's last slot for the final event, before anything else is queued.
+    /// Holding it costs nothing per frame: pushes simply find the queue full one slot
+    /// earlier.
+    pub fn reserve_last(&self) -> Option<mpsc::OwnedPermit<Outbound>> {
+        self.out.clone().try_reserve_owned().ok()
     }
 
     /// Waits until a frame fits (replay: the client sets the pace).

@@ -49,6 +49,8 @@ pub struct Session {
     /// Set once registered with every topic; the topics are then found by name when
     /// the session ends (no address per topic is kept per session).
     registered: Option<Broker>,
+    /// The queue slot kept for the final `close` event.
+    last_slot: Option<mpsc::OwnedPermit<Outbound>>,
     closing: bool,
 }
 
@@ -68,6 +70,7 @@ impl Session {
                 id: SessionId::next(),
                 keepalive: spec.keepalive,
                 label,
+                last_slot: feed.reserve_last(),
                 feed,
                 registered: None,
                 closing: false,
@@ -108,7 +111,9 @@ impl Session {
 
     fn close(&mut self, reason: &str, ctx: &mut Context<Self>) {
         if !self.closing {
-            self.feed.push_last(self.control("close", Some(reason)));
+            if let Some(slot) = self.last_slot.take() {
+                slot.send(self.control("close", Some(reason)));
+            }
             self.closing = true;
         }
         ctx.stop();
