@@ -35,7 +35,7 @@ scenarios (defaults; every option below overrides them):
   fanout-wide   5 000 SSE subscribers, 1 topic, 50 msg/s
   heavy         2 000 SSE subscribers, 200 msg/s, 15 s
   publish       8 publishers flat out over 100 topics, one subscriber each
-  idle          10 000 idle SSE connections; server RSS per connection
+  idle          10 000 idle SSE connections (from 127.0.0.1–8); server RSS per connection
   connections   as many SSE connections as allowed (100 000 asked), from 8 source
                 addresses; one message per topic then counts who is still there
 
@@ -137,7 +137,9 @@ impl Options {
             "publish" => {
                 (o.publishers, o.rate, o.topics, o.subscribers) = (8, 0.0, 100, 100);
             }
-            "idle" => (o.kind, o.subscribers, o.duration) = (Kind::Idle, 10_000, 5.0),
+            "idle" => {
+                (o.kind, o.subscribers, o.duration, o.sources) = (Kind::Idle, 10_000, 5.0, 8);
+            }
             "connections" => {
                 (o.kind, o.subscribers, o.topics, o.sources) = (Kind::Connections, 100_000, 100, 8);
                 o.duration = 5.0;
