@@ -90,6 +90,15 @@ stop_server() {
 trap stop_server EXIT
 
 # A fresh database each run; an unlimited tier for the publisher, no anonymous limit.
+# Notes the server just started in the background, waits for its port ($1) and sets
+# the URL templates of its publish, SSE and WebSocket paths ($2, $3, $4).
+started() {
+    SERVER_PID=$!
+    wait_for_port "$1"
+    URLS=(--publish-url "http://127.0.0.1:$1$2" --sse-url "http://127.0.0.1:$1$3"
+        --ws-url "ws://127.0.0.1:$1$4")
+}
+
 start_tidings() {
     local dir=$WORK/tidings
     rm -rf "$dir"
@@ -104,8 +113,7 @@ anonymous_per_minute = 0
 default_tier = "unlimited"
 EOF
     TIDINGS_LOG=warn target/release/tidings serve --config "$dir/tidings.toml" >"$dir/log" 2>&1 &
-    SERVER_PID=$!
-    wait_for_port "$TIDINGS_PORT"
+    started "$TIDINGS_PORT" "/{topic}" "/{topic}/sse" "/{topic}/ws"
     local base=http://127.0.0.1:$TIDINGS_PORT
     KEY=$(curl -sf -X POST "$base/auth/register" -H 'Content-Type: application/json' \
         -d '{"email":"bench@example.com","username":"bench","password":"bench-password"}' |
@@ -114,8 +122,7 @@ EOF
     for i in $(seq 0 $((TOPICS - 1))); do
         curl -sf -o /dev/null -X POST "$base/t$i" -H "X-API-Key: $KEY" -d created
     done
-    URLS=(--publish-url "$base/{topic}" --sse-url "$base/{topic}/sse"
-        --ws-url "ws://127.0.0.1:$TIDINGS_PORT/{topic}/ws" --header "X-API-Key: $KEY")
+    URLS+=(--header "X-API-Key: $KEY")
 }
 
 start_nchan() {
@@ -153,20 +160,12 @@ http {
 }
 EOF
     nginx -p "$dir" -c "$dir/nginx.conf" &
-    SERVER_PID=$!
-    wait_for_port "$NCHAN_PORT"
-    local base=http://127.0.0.1:$NCHAN_PORT
-    URLS=(--publish-url "$base/pub/{topic}" --sse-url "$base/sub/{topic}"
-        --ws-url "ws://127.0.0.1:$NCHAN_PORT/sub/{topic}")
+    started "$NCHAN_PORT" "/pub/{topic}" "/sub/{topic}" "/sub/{topic}"
 }
 
 start_ceiling() {
     "$CEILING" --bench --listen "127.0.0.1:$CEILING_PORT" --workers 2 >"$WORK/ceiling.log" 2>&1 &
-    SERVER_PID=$!
-    wait_for_port "$CEILING_PORT"
-    local base=http://127.0.0.1:$CEILING_PORT
-    URLS=(--publish-url "$base/{topic}" --sse-url "$base/{topic}/sse"
-        --ws-url "ws://127.0.0.1:$CEILING_PORT/{topic}/ws")
+    started "$CEILING_PORT" "/{topic}" "/{topic}/sse" "/{topic}/ws"
 }
 
 scenario_options() {

@@ -32,6 +32,23 @@ fn read_until(socket: &mut TcpStream, needle: &str) -> String {
     String::from_utf8_lossy(&seen).to_string()
 }
 
+/// `GET path` on a new connection, read until the server closes it; the head (lower
+/// case) and the body.
+fn get_until_closed(server: &TestServer, path: &str) -> (String, String) {
+    let mut socket = TcpStream::connect(server.addr()).expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr());
+    socket.write_all(request.as_bytes()).expect("send");
+    socket
+        .set_read_timeout(Some(WAIT))
+        .expect("set read timeout");
+    let mut answer = String::new();
+    socket
+        .read_to_string(&mut answer)
+        .expect("the server closes the connection after the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
 fn sse_connections(metrics: &str) -> i64 {
     metrics
         .lines()
@@ -52,21 +69,7 @@ async fn a_stream_opened_first_is_written_whole_and_closes_the_connection_when_d
     let server = TestServer::broker("").await;
     let topic = unique_topic("direct");
     server.publish(&topic, "stored before").await;
-    let mut socket = TcpStream::connect(server.addr()).expect("connect");
-    let request = format!(
-        "GET /{topic}/json?poll=1 HTTP/1.1\r\nHost: {}\r\n\r\n",
-        server.addr()
-    );
-    socket.write_all(request.as_bytes()).expect("send");
-    socket
-        .set_read_timeout(Some(WAIT))
-        .expect("set read timeout");
-    let mut answer = String::new();
-    socket
-        .read_to_string(&mut answer)
-        .expect("the server closes the connection after a poll");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    let head = head.to_ascii_lowercase();
+    let (head, body) = get_until_closed(&server, &format!("/{topic}/json?poll=1"));
     assert!(head.starts_with("http/1.1 200 ok"), "{head}");
     assert!(
         head.contains("content-type: application/x-ndjson"),
@@ -119,26 +122,14 @@ async fn a_stream_request_whose_head_arrives_in_pieces_is_served() {
 #[actix_rt::test]
 async fn an_error_on_a_stream_path_is_json_with_its_length() {
     let server = TestServer::broker("").await;
-    let mut socket = TcpStream::connect(server.addr()).expect("connect");
-    let request = format!(
-        "GET /alerts/sse?priority=9 HTTP/1.1\r\nHost: {}\r\n\r\n",
-        server.addr()
-    );
-    socket.write_all(request.as_bytes()).expect("send");
-    socket
-        .set_read_timeout(Some(WAIT))
-        .expect("set read timeout");
-    let mut answer = String::new();
-    socket.read_to_string(&mut answer).expect("read answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    let head = head.to_ascii_lowercase();
+    let (head, body) = get_until_closed(&server, "/alerts/sse?priority=9");
     assert!(head.starts_with("http/1.1 400 bad request"), "{head}");
     assert!(head.contains("content-type: application/json"), "{head}");
     assert!(
         head.contains(&format!("content-length: {}", body.len())),
         "{head}"
     );
-    let detail: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+    let detail: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
     assert!(
         detail["detail"]
             .as_str()

@@ -49,9 +49,9 @@ pub struct Session {
     /// Set once registered with every topic; the topics are then found by name when
     /// the session ends (no address per topic is kept per session).
     registered: Option<Broker>,
-    /// The queue slot kept for the final `close` event.
+    /// The queue slot kept for the final `close` event; taken when the session
+    /// closes, so `None` means closing.
     last_slot: Option<mpsc::OwnedPermit<Outbound>>,
-    closing: bool,
 }
 
 impl Session {
@@ -73,7 +73,6 @@ impl Session {
                 last_slot: feed.reserve_last(),
                 feed,
                 registered: None,
-                closing: false,
             };
             session.set_up(spec, broker, pool, ctx);
             session
@@ -99,7 +98,7 @@ impl Session {
     }
 
     fn push(&mut self, frame: Outbound, ctx: &mut Context<Self>) {
-        if self.closing {
+        if self.last_slot.is_none() {
             return;
         }
         match self.feed.push(frame) {
@@ -110,11 +109,8 @@ impl Session {
     }
 
     fn close(&mut self, reason: &str, ctx: &mut Context<Self>) {
-        if !self.closing {
-            if let Some(slot) = self.last_slot.take() {
-                slot.send(self.control("close", Some(reason)));
-            }
-            self.closing = true;
+        if let Some(slot) = self.last_slot.take() {
+            slot.send(self.control("close", Some(reason)));
         }
         ctx.stop();
     }

@@ -31,6 +31,7 @@ use actix_web::{web, HttpResponse};
 use tokio::io::AsyncWriteExt;
 
 use super::AppState;
+use crate::broker::message::Transport;
 
 /// How long a new connection may take to send its first request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -203,7 +204,7 @@ fn opens_stream(target: &str) -> bool {
     let mut segments = path.strip_prefix('/').unwrap_or_default().split('/');
     match (segments.next(), segments.next(), segments.next()) {
         (Some(topics), Some(transport), None) => {
-            !topics.is_empty() && matches!(transport, "sse" | "json" | "raw")
+            !topics.is_empty() && Transport::parse(transport).is_some_and(|t| t != Transport::Ws)
         }
         _ => false,
     }
