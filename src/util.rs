@@ -23,12 +23,15 @@ pub fn random_id(len: usize) -> String {
 /// in the same order as the numbers.
 const ORDERED_DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// Width of the sequence number at the start of a message id.
+const SEQ_DIGITS: usize = 7;
+
 /// A message id: the message's sequence number in 7 ordered base-62 digits, then 5
-/// random characters. Unique because sequence numbers are; ids of later messages sort
-/// after earlier ones, so each new id lands at the end of the id index (the index
-/// page being written anyway) instead of on a random page of its own.
+/// random characters. Unique because sequence numbers are, and ids of later messages
+/// sort after earlier ones. [`message_seq`] reads the number back, so a message is
+/// found by id through its primary key and the id needs no index of its own.
 pub fn message_id(seq: i64) -> String {
-    let mut digits = [b'0'; 7];
+    let mut digits = [b'0'; SEQ_DIGITS];
     let mut rest = seq.max(0) as u64;
     for slot in digits.iter_mut().rev() {
         *slot = ORDERED_DIGITS[(rest % 62) as usize];
@@ -38,6 +41,18 @@ pub fn message_id(seq: i64) -> String {
     id.extend(digits.iter().map(|&d| char::from(d)));
     id.push_str(&random_id(5));
     id
+}
+
+/// The sequence number a [`message_id`] starts with; `None` for text that is not
+/// shaped like one.
+pub fn message_seq(id: &str) -> Option<i64> {
+    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    id.bytes().take(SEQ_DIGITS).try_fold(0i64, |seq, digit| {
+        let value = ORDERED_DIGITS.iter().position(|&d| d == digit)?;
+        Some(seq * 62 + value as i64)
+    })
 }
 
 /// Unix seconds as an RFC 3339 UTC string (`2026-11-22T10:30:00Z`).
@@ -95,5 +110,12 @@ mod tests {
         assert!(ids.windows(2).all(|pair| pair[0][..7] < pair[1][..7]));
         assert_eq!(&message_id(62)[..7], "0000010");
         assert_ne!(message_id(5), message_id(5), "the tail is random");
+        for seq in seqs {
+            assert_eq!(message_seq(&message_id(seq)), Some(seq));
+        }
+        assert_eq!(message_seq("00000A0abcde"), Some(620));
+        assert_eq!(message_seq("short"), None);
+        assert_eq!(message_seq("00000-0abcde"), None);
+        assert_eq!(message_seq("00000é0abcd"), None);
     }
 }

@@ -55,3 +55,24 @@ async fn messages_are_kept_until_they_expire() {
     actix_rt::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(server.poll("kept", "").await, vec![m]);
 }
+
+#[actix_rt::test]
+async fn numbers_of_pruned_messages_are_not_handed_out_again_after_a_restart() {
+    let mut server = TestServer::broker("cache_duration = \"1s\"\n").await;
+    let first = server.publish("renumbered", "one").await;
+    let second = server.publish("renumbered", "two").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.poll("renumbered", "since=all").await.is_empty() {
+        assert!(Instant::now() < deadline, "never pruned");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.kill9();
+    server.restart();
+    let after = server.publish("renumbered", "three").await;
+    let ids: Vec<&str> = [&first, &second, &after]
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    // An id starts with its sequence number, so ids sort in publishing order.
+    assert!(ids[0] < ids[1] && ids[1] < ids[2], "{ids:?}");
+}

@@ -72,21 +72,44 @@ pub fn insert_batch(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> 
     }
 }
 
-/// Reserves `count` sequence numbers and returns the first. Called inside the
-/// transaction that stores them: the counter's row stays locked until it commits, so
-/// commits (of every node sharing the database) happen in sequence order.
+/// Reserves `count` sequence numbers from the stored counter and returns the first.
+/// Called inside the transaction that stores them: the counter's row stays locked
+/// until it commits, so commits (of every node sharing the database) happen in
+/// sequence order.
 pub fn reserve_seqs(conn: &mut Conn, count: i64) -> QueryResult<i64> {
-    // The counter's name is written into the statement, not bound: SQLite re-plans a
-    // statement whenever a value compared with an indexed column is bound again, and
-    // this one runs for every batch.
-    let counter = counters::table.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-        "name = 'message_seq'",
-    ));
-    let last: i64 = super::on_backend!(conn, |c| diesel::update(counter)
+    let last: i64 = super::on_backend!(conn, |c| diesel::update(seq_counter())
         .set(counters::value.eq(counters::value + count))
         .returning(counters::value)
         .get_result(c))?;
     Ok(last - count + 1)
+}
+
+/// The last sequence number handed out: the stored counter, or a stored message's if
+/// that is higher (numbers counted in memory are written back only before deletes).
+pub fn last_seq(conn: &mut Conn) -> QueryResult<i64> {
+    let counted: i64 = seq_counter().select(counters::value).first(conn)?;
+    let stored: Option<i64> = messages::table
+        .select(diesel::dsl::max(messages::seq))
+        .first(conn)?;
+    Ok(counted.max(stored.unwrap_or(0)))
+}
+
+/// Raises the stored counter to `last`, so that numbers of deleted messages are not
+/// handed out again after a restart.
+pub fn record_seq(conn: &mut Conn, last: i64) -> QueryResult<usize> {
+    diesel::update(seq_counter().filter(counters::value.lt(last)))
+        .set(counters::value.eq(last))
+        .execute(conn)
+}
+
+/// The counter row of message sequence numbers. Its name is written into the
+/// statement, not bound: SQLite re-plans a statement whenever a value compared with an
+/// indexed column is bound again, and this one runs for every batch.
+fn seq_counter(
+) -> diesel::dsl::Filter<counters::table, diesel::expression::SqlLiteral<diesel::sql_types::Bool>> {
+    counters::table.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "name = 'message_seq'",
+    ))
 }
 
 /// Removes messages whose expiry is before `now`; returns how many.
@@ -117,14 +140,16 @@ pub fn since(
         Since::Time(t) => query.filter(messages::time.ge(*t)),
         Since::Seq(seq) => query.filter(messages::seq.gt(*seq)),
         Since::Id(id) => {
-            let after: i64 = messages::table
-                .filter(messages::id.eq(id))
+            // An id starts with its message's sequence number: the row is found by
+            // its primary key, and the id must match in full.
+            let seq = crate::util::message_seq(id).unwrap_or(-1);
+            let known: Option<i64> = messages::table
+                .filter(messages::seq.eq(seq).and(messages::id.eq(id)))
                 .select(messages::seq)
                 .first(conn)
-                .optional()?
-                // A pruned or unknown id: everything still stored is newer.
-                .unwrap_or(0);
-            query.filter(messages::seq.gt(after))
+                .optional()?;
+            // A pruned or unknown id: everything still stored is newer.
+            query.filter(messages::seq.gt(known.unwrap_or(0)))
         }
         Since::Latest => query.order(messages::seq.desc()).limit(1),
     };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::messages::{self, MessageRow};
-use super::Conn;
+use super::{Backend, Conn};
 use crate::broker::message::{Envelope, Message};
 use crate::broker::Broker;
 use crate::cluster::Cluster;
@@ -50,14 +50,25 @@ impl Writer {
     /// Starts the writer thread on its own connection. In cluster mode it also
     /// announces every committed batch to the other nodes.
     pub fn start(url: &str, broker: Broker, cluster: Option<Cluster>) -> Result<Self, String> {
-        let conn = Link {
+        let mut conn = Link {
             url: url.to_string(),
             conn: Some(super::connect(url)?),
         };
+        // One node on SQLite: no one else stores messages, so numbers are counted here.
+        let alone = cluster.is_none() && matches!(Backend::parse(url), Backend::Sqlite(_));
+        let seqs = if alone {
+            let last = conn
+                .with(messages::last_seq)
+                .map_err(|e| format!("cannot read the message counter: {e}"))?;
+            Seqs::Counted { last }
+        } else {
+            Seqs::Reserved
+        };
         let (jobs, rx) = mpsc::channel();
+        let fanout = Fanout { broker, cluster };
         std::thread::Builder::new()
             .name("tidings-writer".into())
-            .spawn(move || run(conn, rx, Fanout { broker, cluster }))
+            .spawn(move || run(conn, seqs, rx, fanout))
             .map_err(|e| format!("cannot start writer thread: {e}"))?;
         Ok(Self { jobs })
     }
@@ -126,13 +137,50 @@ impl Link {
     }
 }
 
+/// Where the writer's sequence numbers come from.
+#[derive(Debug, Clone, Copy)]
+enum Seqs {
+    /// This writer is the only one storing messages: it counts them in memory, and
+    /// writes the count to the stored counter before it deletes messages, so numbers
+    /// are never handed out twice, even after a restart.
+    Counted { last: i64 },
+    /// Other nodes store messages too: each batch reserves its numbers from the stored
+    /// counter, whose row lock orders every node's commits.
+    Reserved,
+}
+
+impl Seqs {
+    /// The first of `count` numbers for a batch, inside its transaction.
+    fn first(&self, conn: &mut Conn, count: i64) -> QueryResult<i64> {
+        match self {
+            Self::Counted { last } => Ok(last + 1),
+            Self::Reserved => messages::reserve_seqs(conn, count),
+        }
+    }
+
+    /// After a batch of `count` numbers is committed.
+    fn committed(&mut self, count: i64) {
+        if let Self::Counted { last } = self {
+            *last += count;
+        }
+    }
+
+    /// Before messages are deleted.
+    fn record(&self, conn: &mut Conn) -> QueryResult<()> {
+        match self {
+            Self::Counted { last } => messages::record_seq(conn, *last).map(drop),
+            Self::Reserved => Ok(()),
+        }
+    }
+}
+
 /// Where committed messages go: this node's subscribers, and the other nodes.
 struct Fanout {
     broker: Broker,
     cluster: Option<Cluster>,
 }
 
-fn run(mut conn: Link, jobs: Receiver<Job>, fanout: Fanout) {
+fn run(mut conn: Link, mut seqs: Seqs, jobs: Receiver<Job>, fanout: Fanout) {
     let mut publishes = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         let mut job = Some(first);
@@ -140,21 +188,22 @@ fn run(mut conn: Link, jobs: Receiver<Job>, fanout: Fanout) {
             match current {
                 Job::Publish { message, reply } => publishes.push((message, reply)),
                 Job::Other(other) => {
-                    commit(&mut conn, &mut publishes, &fanout);
-                    maintain(&mut conn, other);
+                    commit(&mut conn, &mut seqs, &mut publishes, &fanout);
+                    maintain(&mut conn, seqs, other);
                 }
             }
             if publishes.len() < MAX_BATCH {
                 job = jobs.try_recv().ok();
             }
         }
-        commit(&mut conn, &mut publishes, &fanout);
+        commit(&mut conn, &mut seqs, &mut publishes, &fanout);
     }
 }
 
 /// Commits the pending publishes in one transaction, then delivers and acknowledges them.
 fn commit(
     conn: &mut Link,
+    seqs: &mut Seqs,
     pending: &mut Vec<(Message, oneshot::Sender<ApiResult<Arc<Envelope>>>)>,
     fanout: &Fanout,
 ) {
@@ -163,7 +212,7 @@ fn commit(
     }
     let stored = conn.with(|conn| {
         conn.transaction(|conn| {
-            let first = messages::reserve_seqs(conn, pending.len() as i64)?;
+            let first = seqs.first(conn, pending.len() as i64)?;
             for (i, (message, _)) in pending.iter_mut().enumerate() {
                 message.seq = first + i as i64;
                 message.id = crate::util::message_id(message.seq);
@@ -174,6 +223,7 @@ fn commit(
     });
     match stored {
         Ok(rows) => {
+            seqs.committed(pending.len() as i64);
             METRICS.published(pending.len() as u64);
             // In cluster mode, messages come back through Redis to be delivered here
             // too, in the order every node sees; locally only while Redis is away.
@@ -198,15 +248,21 @@ fn commit(
     }
 }
 
-fn maintain(conn: &mut Link, job: Maintenance) {
+fn maintain(conn: &mut Link, seqs: Seqs, job: Maintenance) {
     match job {
-        Maintenance::Prune { now } => match conn.with(|conn| messages::prune(conn, now)) {
+        Maintenance::Prune { now } => match conn.with(|conn| {
+            seqs.record(conn)?;
+            messages::prune(conn, now)
+        }) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "pruned expired messages"),
             Err(e) => tracing::error!(error = %e, "pruning failed"),
         },
         Maintenance::DeleteTopic { topic, reply } => {
-            let result = conn.with(|conn| messages::delete_topic(conn, &topic));
+            let result = conn.with(|conn| {
+                seqs.record(conn)?;
+                messages::delete_topic(conn, &topic)
+            });
             let _ = reply.send(result.map(drop).map_err(ApiError::from));
         }
     }

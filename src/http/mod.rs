@@ -125,7 +125,8 @@ pub fn app(
         .configure(configure)
 }
 
-/// Registers every route. Order matters: fixed paths before `/{topic}` patterns.
+/// Registers every route. Order matters: fixed paths before the patterns that would
+/// also match them.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error(e)))
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
@@ -137,17 +138,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/health").route(web::get().to(health::health)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))
-        .configure(accounts::configure)
-        .configure(client_auth::configure)
-        .configure(keys::configure)
-        .configure(topics::configure)
         .service(resource("/").route(web::post().to(publish::publish_json)))
-        .service(resource("/api/topics/{topic}/messages").route(web::get().to(subscribe::history)))
+        // Every other fixed path has two segments or more, so a publish is matched
+        // here without trying the account routes' patterns first.
         .service(
             resource("/{topic}")
                 .route(web::post().to(publish::publish))
                 .route(web::put().to(publish::publish)),
         )
+        .configure(accounts::configure)
+        .configure(client_auth::configure)
+        .configure(keys::configure)
+        .configure(topics::configure)
+        .service(resource("/api/topics/{topic}/messages").route(web::get().to(subscribe::history)))
         .service(resource("/{topics}/{transport}").route(web::get().to(subscribe::subscribe)))
         .default_service(web::to(not_found));
 }
