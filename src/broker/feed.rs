@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::message::{Envelope, Message, Transport};
@@ -11,30 +10,11 @@ use super::since::Filter;
 
 pub const REASON_TOO_SLOW: &str = "Subscriber too slow";
 
-/// What a connection's writer gets. One pointer wide, so a subscriber's queue stays
-/// small whatever it holds: the queue's storage is allocated in blocks of 32 slots.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A stored message, shared by every subscriber; the writer takes the frame its
-    /// transport needs (built once per message).
-    Message(Arc<Envelope>),
-    /// A control event (`open`, `keepalive`, `close`), encoded for the transport: the
-    /// stream bytes, or the WebSocket frame's text.
-    Control(Box<Bytes>),
-    /// A WebSocket ping.
-    Ping,
-}
-
-impl Outbound {
-    /// The bytes a stream transport (SSE, JSON, raw) writes for this.
-    pub fn into_bytes(self, transport: Transport) -> Bytes {
-        match self {
-            Self::Message(envelope) => envelope.frame(transport),
-            Self::Control(bytes) => *bytes,
-            Self::Ping => Bytes::new(),
-        }
-    }
-}
+/// What a connection's writer gets: a stored message shared by every subscriber, or
+/// a control event of this session (see [`Envelope::control`]). One pointer, so a
+/// queue slot is 8 bytes (the queue's storage is allocated in blocks of 32 slots); the
+/// writer takes the frame its transport needs from the envelope.
+pub type Outbound = Arc<Envelope>;
 
 /// Why a feed cannot take any more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +57,7 @@ impl Feed {
         if envelope.seq() <= after || !self.wants(&envelope.message) {
             return Ok(false);
         }
-        self.push(Outbound::Message(envelope.clone()))?;
+        self.push(envelope.clone())?;
         Ok(true)
     }
 
@@ -99,11 +79,6 @@ impl Feed {
     /// Waits until a frame fits (replay: the client sets the pace).
     pub async fn send(&self, frame: Outbound) -> Result<(), Stop> {
         self.out.send(frame).await.map_err(|_| Stop::Gone)
-    }
-
-    /// Resolves once the connection is gone.
-    pub async fn closed(&self) {
-        self.out.closed().await
     }
 
     pub fn transport(&self) -> Transport {

@@ -7,10 +7,15 @@ use bytestring::ByteString;
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::util::{now_unix, random_id};
 
 pub const MAX_TAGS: usize = 10;
 pub const MAX_TITLE_CHARS: usize = 256;
 pub const DEFAULT_PRIORITY: u8 = 3;
+/// The `event` of a published message.
+pub const MESSAGE_EVENT: &str = "message";
+/// The `event` of the control event sent while a subscription is idle.
+pub const KEEPALIVE_EVENT: &str = "keepalive";
 
 /// The message object of the contract (ntfy-compatible field names).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -71,7 +76,9 @@ impl Transport {
 }
 
 /// A stored message shared by every subscriber of its topic: the JSON is encoded once,
-/// and each transport's frame is built the first time a subscriber needs it.
+/// and each transport's frame is built the first time a subscriber needs it. A
+/// session's control events (`open`, `keepalive`, `close`) travel in envelopes too, so
+/// a subscriber's queue holds one kind of pointer.
 #[derive(Debug)]
 pub struct Envelope {
     pub message: Message,
@@ -84,6 +91,37 @@ pub struct Envelope {
 impl Envelope {
     pub fn new(message: Message) -> Self {
         let json = serde_json::to_string(&message).expect("message serializes");
+        Self::encoded(message, json)
+    }
+
+    /// A control event for a subscriber of `topics` (names joined with commas), with
+    /// `reason` as its `message` field. Its JSON has only the fields a control event
+    /// carries.
+    pub fn control(event: &'static str, topics: &str, reason: Option<&str>) -> Self {
+        let control = Control {
+            id: random_id(12),
+            time: now_unix(),
+            event,
+            topic: topics,
+            message: reason,
+        };
+        let json = serde_json::to_string(&control).expect("control event serializes");
+        let message = Message {
+            id: control.id,
+            time: control.time,
+            event,
+            topic: topics.to_string(),
+            message: reason.unwrap_or_default().to_string(),
+            title: None,
+            priority: DEFAULT_PRIORITY,
+            tags: Vec::new(),
+            expires: 0,
+            seq: 0,
+        };
+        Self::encoded(message, json)
+    }
+
+    fn encoded(message: Message, json: String) -> Self {
         Self {
             message,
             json: json.into(),
@@ -97,16 +135,27 @@ impl Envelope {
         self.message.seq
     }
 
-    /// The bytes a stream transport writes for this message.
+    /// Whether this is a published message rather than a control event.
+    pub fn is_message(&self) -> bool {
+        self.message.event == MESSAGE_EVENT
+    }
+
+    /// The bytes a stream transport writes for this event. Only messages carry an SSE
+    /// id (the one `Last-Event-ID` resumes from); raw streams write control events as
+    /// empty lines.
     pub fn frame(&self, transport: Transport) -> Bytes {
         match transport {
             Transport::Sse => self
                 .sse
-                .get_or_init(|| sse_frame(Some(&self.message.id), "message", &self.json))
+                .get_or_init(|| {
+                    let id = self.is_message().then_some(self.message.id.as_str());
+                    sse_frame(id, self.message.event, &self.json)
+                })
                 .clone(),
             Transport::Json | Transport::Ws => {
                 self.json_line.get_or_init(|| line(&self.json)).clone()
             }
+            Transport::Raw if !self.is_message() => Bytes::from_static(b"\n"),
             Transport::Raw => self
                 .raw_line
                 .get_or_init(|| line(&self.message.message.replace(['\n', '\r'], " ")))
@@ -140,19 +189,13 @@ pub fn sse_frame(id: Option<&str>, event: &str, data: &str) -> Bytes {
 
 /// A control event (`open`, `keepalive`, `close`) in the message object's shape.
 #[derive(Debug, Serialize)]
-pub struct Control<'a> {
-    pub id: String,
-    pub time: i64,
-    pub event: &'a str,
-    pub topic: &'a str,
+struct Control<'a> {
+    id: String,
+    time: i64,
+    event: &'a str,
+    topic: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<&'a str>,
-}
-
-impl Control<'_> {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("control event serializes")
-    }
+    message: Option<&'a str>,
 }
 
 /// `1`–`5` or the ntfy names `min`, `low`, `default`, `high`, `max`/`urgent`.
@@ -256,5 +299,35 @@ mod tests {
         );
         assert!(!env.json.contains("seq"));
         assert_eq!(env.frame(Transport::Sse).as_ptr(), sse.as_ptr());
+    }
+
+    #[test]
+    fn control_events_have_their_own_shape() {
+        let close = Envelope::control("close", "a,b", Some("Topic deleted"));
+        assert!(!close.is_message());
+        let json: serde_json::Value = serde_json::from_str(&close.json).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 5, "{json}");
+        assert_eq!(json["event"], "close");
+        assert_eq!(json["topic"], "a,b");
+        assert_eq!(json["message"], "Topic deleted");
+        let sse = close.frame(Transport::Sse);
+        assert!(
+            sse.starts_with(b"event: close\ndata: {"),
+            "no id line: {sse:?}"
+        );
+        assert_eq!(close.frame(Transport::Raw), Bytes::from_static(b"\n"));
+        assert_eq!(close.frame(Transport::Json), line(&close.json));
+        let keepalive = Envelope::control(KEEPALIVE_EVENT, "a", None);
+        assert!(
+            !keepalive.json.contains("\"message\""),
+            "{}",
+            keepalive.json
+        );
     }
 }

@@ -8,18 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::feed::{Feed, Outbound, Stop};
-use super::message::{sse_frame, Control, Envelope, Transport};
+use super::message::{Envelope, Transport, KEEPALIVE_EVENT};
 use super::since::{Filter, Since};
 use super::topic::{Close, GoLive, Subscribe, Topic, Unsubscribe};
 use super::{Broker, SessionId};
 use crate::auth::permissions::Grant;
 use crate::db::{self, Pool};
 use crate::metrics::METRICS;
-use crate::util::{now_unix, random_id};
 
 /// Stored messages are replayed in pages of this many.
 const REPLAY_PAGE: i64 = 500;
@@ -56,7 +54,7 @@ pub struct Session {
 
 impl Session {
     /// Starts a session and returns the receiving end its connection writes from.
-    pub fn spawn(mut spec: SessionSpec, broker: Broker, pool: Pool) -> mpsc::Receiver<Outbound> {
+    pub fn spawn(mut spec: SessionSpec, broker: Broker, pool: Pool) -> Inbox {
         let (out, rx) = mpsc::channel(spec.queue);
         let label = spec
             .topics
@@ -65,7 +63,7 @@ impl Session {
             .collect::<Vec<_>>()
             .join(",");
         let feed = Feed::new(out, spec.transport, std::mem::take(&mut spec.filter));
-        Session::create(|ctx| {
+        let session = Session::create(|ctx| {
             let session = Session {
                 id: SessionId::next(),
                 keepalive: spec.keepalive,
@@ -77,24 +75,14 @@ impl Session {
             session.set_up(spec, broker, pool, ctx);
             session
         });
-        rx
+        Inbox {
+            rx,
+            session: session.downgrade(),
+        }
     }
 
-    fn control(&self, event: &str, message: Option<&str>) -> Outbound {
-        let json = Control {
-            id: random_id(12),
-            time: now_unix(),
-            event,
-            topic: &self.label,
-            message,
-        }
-        .to_json();
-        Outbound::Control(Box::new(match self.feed.transport() {
-            Transport::Sse => sse_frame(None, event, &json),
-            Transport::Json => Bytes::from(json + "\n"),
-            Transport::Raw => Bytes::from_static(b"\n"),
-            Transport::Ws => Bytes::from(json),
-        }))
+    fn control(&self, event: &'static str, reason: Option<&str>) -> Outbound {
+        Arc::new(Envelope::control(event, &self.label, reason))
     }
 
     fn push(&mut self, frame: Outbound, ctx: &mut Context<Self>) {
@@ -163,18 +151,8 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         METRICS.connection_opened(self.feed.transport());
-        // Stop as soon as the connection is gone, not at the next write.
-        let feed = self.feed.clone();
-        ctx.spawn(
-            async move { feed.closed().await }
-                .into_actor(self)
-                .map(|_, _, ctx| ctx.stop()),
-        );
         ctx.run_interval(self.keepalive, |act, ctx| {
-            if act.feed.transport() == Transport::Ws {
-                act.push(Outbound::Ping, ctx);
-            }
-            let keepalive = act.control("keepalive", None);
+            let keepalive = act.control(KEEPALIVE_EVENT, None);
             act.push(keepalive, ctx);
         });
     }
@@ -223,8 +201,9 @@ async fn replay(pool: Pool, topics: Vec<String>, since: Since, feed: &Feed) -> R
         for message in page {
             last = last.max(message.seq);
             if feed.wants(&message) {
-                let frame = Outbound::Message(Arc::new(Envelope::new(message)));
-                feed.send(frame).await.map_err(drop)?;
+                feed.send(Arc::new(Envelope::new(message)))
+                    .await
+                    .map_err(drop)?;
             }
         }
         cursor = if full_page && cursor != Since::Latest {
@@ -234,6 +213,47 @@ async fn replay(pool: Pool, topics: Vec<String>, since: Since, feed: &Feed) -> R
         };
     }
     Ok(last)
+}
+
+/// The receiving end of a session's feed, held by the connection's writer. Dropping
+/// it (the connection ended) stops the session at once, not at its next write; it
+/// keeps only a weak address, so an idle connection pays for no watcher.
+pub struct Inbox {
+    rx: mpsc::Receiver<Outbound>,
+    session: actix::WeakAddr<Session>,
+}
+
+impl Inbox {
+    /// The next frame; `None` once the session and its topics let go of the feed.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        self.rx.recv().await
+    }
+
+    /// A frame that is already queued.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.upgrade() {
+            session.do_send(Hangup);
+        }
+    }
+}
+
+/// The connection is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Hangup;
+
+impl Handler<Hangup> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: Hangup, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
 }
 
 impl Handler<Close> for Session {

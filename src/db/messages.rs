@@ -6,7 +6,7 @@ use super::schema::{counters, messages};
 use serde::{Deserialize, Serialize};
 
 use super::Conn;
-use crate::broker::message::{split_list, Message};
+use crate::broker::message::{split_list, Message, MESSAGE_EVENT};
 use crate::broker::since::Since;
 
 /// A stored message; also what cluster nodes send each other.
@@ -47,7 +47,7 @@ impl From<MessageRow> for Message {
         Self {
             id: r.id,
             time: r.time,
-            event: "message",
+            event: MESSAGE_EVENT,
             topic: r.topic,
             message: r.message,
             title: r.title,

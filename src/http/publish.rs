@@ -11,7 +11,7 @@ use crate::auth::permissions::{Action, Visibility};
 use crate::auth::Principal;
 use crate::broker::check_topic_name;
 use crate::broker::message::{
-    check_tags, check_title, parse_priority, parse_tags, Message, DEFAULT_PRIORITY,
+    check_tags, check_title, parse_priority, parse_tags, Message, DEFAULT_PRIORITY, MESSAGE_EVENT,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Allowance;
@@ -161,7 +161,7 @@ fn check(draft: Draft, state: &AppState) -> ApiResult<Message> {
         // Both are given by the writer when it stores the message.
         id: String::new(),
         time: now,
-        event: "message",
+        event: MESSAGE_EVENT,
         topic: draft.topic,
         message: draft.text,
         title,

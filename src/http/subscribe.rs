@@ -7,15 +7,13 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use tokio::sync::mpsc;
 
 use super::{header_text, AppState};
 use crate::auth::permissions::Action;
 use crate::auth::Principal;
 use crate::broker::check_topic_name;
-use crate::broker::feed::Outbound;
-use crate::broker::message::Transport;
-use crate::broker::session::{Session, SessionSpec};
+use crate::broker::message::{Transport, KEEPALIVE_EVENT};
+use crate::broker::session::{Inbox, Session, SessionSpec};
 use crate::broker::since::{Filter, Since};
 use crate::db;
 use crate::error::{ApiError, ApiResult};
@@ -127,15 +125,12 @@ fn parse_topics(list: &str) -> ApiResult<Vec<String>> {
 
 /// The body of a stream response: whatever is queued when the socket is ready goes
 /// out in one write.
-fn coalesced(
-    rx: mpsc::Receiver<Outbound>,
-    transport: Transport,
-) -> impl Stream<Item = Result<Bytes, Infallible>> {
+fn coalesced(rx: Inbox, transport: Transport) -> impl Stream<Item = Result<Bytes, Infallible>> {
     futures_util::stream::unfold(rx, move |mut rx| async move {
-        let first = rx.recv().await?.into_bytes(transport);
+        let first = rx.recv().await?.frame(transport);
         let mut next = match rx.try_recv() {
-            Ok(frame) => frame.into_bytes(transport),
-            Err(_) => return Some((Ok(first), rx)),
+            Some(frame) => frame.frame(transport),
+            None => return Some((Ok(first), rx)),
         };
         let mut buf = BytesMut::with_capacity(first.len() * 4);
         buf.extend_from_slice(&first);
@@ -145,8 +140,8 @@ fn coalesced(
                 break;
             }
             match rx.try_recv() {
-                Ok(frame) => next = frame.into_bytes(transport),
-                Err(_) => break,
+                Some(frame) => next = frame.frame(transport),
+                None => break,
             }
         }
         Some((Ok(buf.freeze()), rx))
@@ -156,24 +151,26 @@ fn coalesced(
 /// Moves a session's frames to a WebSocket and answers the client's pings; frames the
 /// client sends are otherwise ignored. Ends when either side goes away.
 async fn pump_websocket(
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: Inbox,
     mut ws: actix_ws::Session,
     mut incoming: actix_ws::MessageStream,
 ) {
     loop {
         tokio::select! {
             frame = rx.recv() => {
-                let sent = match frame {
-                    Some(Outbound::Message(envelope)) => ws.text(envelope.json.clone()).await,
-                    // Control events are JSON, so always valid UTF-8.
-                    Some(Outbound::Control(text)) => {
-                        ws.text(String::from_utf8_lossy(&text).into_owned()).await
-                    }
-                    Some(Outbound::Ping) => ws.ping(b"").await,
-                    None => {
-                        let _ = ws.close(None).await;
-                        return;
-                    }
+                let Some(envelope) = frame else {
+                    let _ = ws.close(None).await;
+                    return;
+                };
+                // A keepalive event also pings, so idle proxies see protocol traffic.
+                let pinged = if envelope.message.event == KEEPALIVE_EVENT {
+                    ws.ping(b"").await
+                } else {
+                    Ok(())
+                };
+                let sent = match pinged {
+                    Ok(()) => ws.text(envelope.json.clone()).await,
+                    Err(closed) => Err(closed),
                 };
                 if sent.is_err() {
                     return;
