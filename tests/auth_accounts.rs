@@ -641,3 +641,25 @@ async fn a_deleted_users_live_subscription_gets_nothing_from_a_new_topic_of_the_
         "a deleted account's subscription received another account's private message: {leaked:?}"
     );
 }
+
+#[actix_rt::test]
+async fn numbers_of_messages_deleted_with_an_account_are_not_reused_after_a_restart() {
+    let mut server = server();
+    let rita = register(&server, "rita").await;
+    let quinn = register(&server, "quinn").await;
+    let (status, _) = publish_as(&server, "rita-news", &rita.key(), "older").await;
+    assert_eq!(status, 200);
+    let (status, newest) = publish_as(&server, "quinn-news", &quinn.key(), "newest").await;
+    assert_eq!(status, 200, "{newest}");
+    // The CLI deletes the newest message, with quinn's topic, from another process.
+    admin(&server, &["delete", "quinn@example.com"]);
+    server.restart();
+    let (status, after) = publish_as(&server, "rita-news", &rita.key(), "after").await;
+    assert_eq!(status, 200, "{after}");
+    // An id starts with its sequence number (7 ordered characters).
+    let number = |m: &serde_json::Value| m["id"].as_str().unwrap()[..7].to_string();
+    assert!(
+        number(&after) > number(&newest),
+        "{after} reuses the number of deleted {newest}"
+    );
+}

@@ -94,6 +94,16 @@ pub fn last_seq(conn: &mut Conn) -> QueryResult<i64> {
     Ok(counted.max(stored.unwrap_or(0)))
 }
 
+/// Raises the stored counter to the newest stored message's number. Called by anyone
+/// but the writer before deleting messages (the admin CLI), so that a restart does not
+/// hand those numbers out again.
+pub fn record_stored_seq(conn: &mut Conn) -> QueryResult<()> {
+    let stored: Option<i64> = messages::table
+        .select(diesel::dsl::max(messages::seq))
+        .first(conn)?;
+    record_seq(conn, stored.unwrap_or(0)).map(drop)
+}
+
 /// Raises the stored counter to `last`, so that numbers of deleted messages are not
 /// handed out again after a restart.
 pub fn record_seq(conn: &mut Conn, last: i64) -> QueryResult<usize> {

@@ -67,6 +67,7 @@ pub fn delete(conn: &mut Conn, email: &str) -> QueryResult<usize> {
         let owned = topics::table
             .filter(topics::owner_id.eq(&user.id))
             .select(topics::name);
+        super::messages::record_stored_seq(conn)?;
         diesel::delete(messages::table.filter(messages::topic.eq_any(owned))).execute(conn)?;
         diesel::delete(users::table.find(&user.id)).execute(conn)
     })

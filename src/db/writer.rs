@@ -144,8 +144,9 @@ enum Seqs {
     /// writes the count to the stored counter before it deletes messages, so numbers
     /// are never handed out twice, even after a restart.
     Counted { last: i64 },
-    /// Other nodes store messages too: each batch reserves its numbers from the stored
-    /// counter, whose row lock orders every node's commits.
+    /// Other nodes may store messages too (PostgreSQL, or a database shared in cluster
+    /// mode): each batch reserves its numbers from the stored counter, whose row lock
+    /// orders every node's commits.
     Reserved,
 }
 
