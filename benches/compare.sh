@@ -89,7 +89,6 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# A fresh database each run; an unlimited tier for the publisher, no anonymous limit.
 # Notes the server just started in the background, waits for its port ($1) and sets
 # the URL templates of its publish, SSE and WebSocket paths ($2, $3, $4).
 started() {
@@ -99,6 +98,7 @@ started() {
         --ws-url "ws://127.0.0.1:$1$4")
 }
 
+# A fresh database each run; an unlimited tier for the publisher, no anonymous limit.
 start_tidings() {
     local dir=$WORK/tidings
     rm -rf "$dir"

@@ -23,7 +23,8 @@ pub fn random_id(len: usize) -> String {
 /// in the same order as the numbers.
 const ORDERED_DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// Width of the sequence number at the start of a message id.
+/// Length of a message id, and width of the sequence number it starts with.
+const MESSAGE_ID_LEN: usize = 12;
 const SEQ_DIGITS: usize = 7;
 
 /// A message id: the message's sequence number in 7 ordered base-62 digits, then 5
@@ -37,16 +38,16 @@ pub fn message_id(seq: i64) -> String {
         *slot = ORDERED_DIGITS[(rest % 62) as usize];
         rest /= 62;
     }
-    let mut id = String::with_capacity(12);
+    let mut id = String::with_capacity(MESSAGE_ID_LEN);
     id.extend(digits.iter().map(|&d| char::from(d)));
-    id.push_str(&random_id(5));
+    id.push_str(&random_id(MESSAGE_ID_LEN - SEQ_DIGITS));
     id
 }
 
 /// The sequence number a [`message_id`] starts with; `None` for text that is not
 /// shaped like one.
 pub fn message_seq(id: &str) -> Option<i64> {
-    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if id.len() != MESSAGE_ID_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
     id.bytes().take(SEQ_DIGITS).try_fold(0i64, |seq, digit| {

@@ -88,33 +88,37 @@ pub fn reserve_seqs(conn: &mut Conn, count: i64) -> QueryResult<i64> {
 /// that is higher (numbers counted in memory are written back only before deletes).
 pub fn last_seq(conn: &mut Conn) -> QueryResult<i64> {
     let counted: i64 = seq_counter().select(counters::value).first(conn)?;
-    let stored: Option<i64> = messages::table
-        .select(diesel::dsl::max(messages::seq))
-        .first(conn)?;
-    Ok(counted.max(stored.unwrap_or(0)))
+    Ok(counted.max(newest_stored_seq(conn)?))
 }
 
 /// Raises the stored counter to the newest stored message's number. Called by anyone
 /// but the writer before deleting messages (the admin CLI), so that a restart does not
 /// hand those numbers out again.
 pub fn record_stored_seq(conn: &mut Conn) -> QueryResult<()> {
-    let stored: Option<i64> = messages::table
-        .select(diesel::dsl::max(messages::seq))
-        .first(conn)?;
-    record_seq(conn, stored.unwrap_or(0)).map(drop)
+    let newest = newest_stored_seq(conn)?;
+    record_seq(conn, newest)
 }
 
 /// Raises the stored counter to `last`, so that numbers of deleted messages are not
 /// handed out again after a restart.
-pub fn record_seq(conn: &mut Conn, last: i64) -> QueryResult<usize> {
+pub fn record_seq(conn: &mut Conn, last: i64) -> QueryResult<()> {
     diesel::update(seq_counter().filter(counters::value.lt(last)))
         .set(counters::value.eq(last))
         .execute(conn)
+        .map(drop)
+}
+
+/// The number of the newest stored message; 0 when none is stored.
+fn newest_stored_seq(conn: &mut Conn) -> QueryResult<i64> {
+    let newest: Option<i64> = messages::table
+        .select(diesel::dsl::max(messages::seq))
+        .first(conn)?;
+    Ok(newest.unwrap_or(0))
 }
 
 /// The counter row of message sequence numbers. Its name is written into the
 /// statement, not bound: SQLite re-plans a statement whenever a value compared with an
-/// indexed column is bound again, and this one runs for every batch.
+/// indexed column is bound again, and this one runs for every batch that reserves.
 fn seq_counter(
 ) -> diesel::dsl::Filter<counters::table, diesel::expression::SqlLiteral<diesel::sql_types::Bool>> {
     counters::table.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(

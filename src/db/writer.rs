@@ -169,7 +169,7 @@ impl Seqs {
     /// Before messages are deleted.
     fn record(&self, conn: &mut Conn) -> QueryResult<()> {
         match self {
-            Self::Counted { last } => messages::record_seq(conn, *last).map(drop),
+            Self::Counted { last } => messages::record_seq(conn, *last),
             Self::Reserved => Ok(()),
         }
     }

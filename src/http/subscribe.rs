@@ -163,16 +163,10 @@ async fn pump_websocket(
                     return;
                 };
                 // A keepalive event also pings, so idle proxies see protocol traffic.
-                let pinged = if envelope.message.event == KEEPALIVE_EVENT {
-                    ws.ping(b"").await
-                } else {
-                    Ok(())
-                };
-                let sent = match pinged {
-                    Ok(()) => ws.text(envelope.json.clone()).await,
-                    Err(closed) => Err(closed),
-                };
-                if sent.is_err() {
+                if envelope.message.event == KEEPALIVE_EVENT && ws.ping(b"").await.is_err() {
+                    return;
+                }
+                if ws.text(envelope.json.clone()).await.is_err() {
                     return;
                 }
             }
