@@ -181,3 +181,53 @@ async fn after_a_restart_new_messages_follow_the_stored_ones() {
         vec!["before crash", "after restart"]
     );
 }
+
+#[actix_rt::test]
+async fn a_long_run_of_messages_is_replayed_whole_before_and_after_a_restart() {
+    // Enough messages that some have already moved on to the indexed table (every
+    // 1024) while the newest still wait in the recent one.
+    const COUNT: usize = 1100;
+    let mut server = TestServer::broker("").await;
+    let mut published = Vec::new();
+    for i in 0..COUNT {
+        published.push(server.publish("longrun", &format!("m{i}")).await);
+        if i % 100 == 0 {
+            server.publish("elsewhere", &format!("other {i}")).await;
+        }
+    }
+    let check = |got: Vec<Value>, from: usize, when: &str| {
+        assert_eq!(got.len(), COUNT - from, "{when}: count");
+        assert!(
+            got == published[from..],
+            "{when}: messages differ from the published ones"
+        );
+    };
+    check(
+        server.poll("longrun", "since=all").await,
+        0,
+        "before the restart",
+    );
+    // Starting points on either side of the last move.
+    for from in [10, 1030, COUNT - 5] {
+        let since = format!("since={}", published[from - 1]["id"].as_str().unwrap());
+        check(server.poll("longrun", &since).await, from, "since an id");
+    }
+    assert_eq!(server.poll("elsewhere", "since=all").await.len(), 11);
+
+    server.kill9();
+    server.restart();
+    check(
+        server.poll("longrun", "since=all").await,
+        0,
+        "after the restart",
+    );
+    let since = format!("since={}", published[COUNT - 2]["id"].as_str().unwrap());
+    check(
+        server.poll("longrun", &since).await,
+        COUNT - 1,
+        "since an id after the restart",
+    );
+    let after = server.publish("longrun", "after").await;
+    assert!(after["id"].as_str() > published[COUNT - 1]["id"].as_str());
+    assert_eq!(server.poll("longrun", "since=latest").await, vec![after]);
+}

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{counters, messages};
+use super::schema::{counters, messages, recent_messages, stored_messages};
 use serde::{Deserialize, Serialize};
 
 use super::Conn;
@@ -72,6 +72,44 @@ pub fn insert_batch(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> 
     }
 }
 
+/// Stores rows in `recent_messages`, which has no index: a commit writes the page they
+/// go to, not a leaf of each index of `messages` and one per topic. Only a writer that
+/// is the only one storing messages does this, and [`move_recent`] moves them on in bulk.
+pub fn insert_recent(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> {
+    use recent_messages as r;
+    rows.iter()
+        .map(|row| {
+            let insert = diesel::insert_into(r::table).values((
+                r::seq.eq(row.seq),
+                r::id.eq(&row.id),
+                r::topic.eq(&row.topic),
+                r::time.eq(row.time),
+                r::expires.eq(row.expires),
+                r::message.eq(&row.message),
+                // Bound as NULL when missing: the insert stays one cached statement.
+                r::title.eq(row.title.as_deref()),
+                r::priority.eq(row.priority),
+                r::tags.eq(&row.tags),
+            ));
+            // On the backend's own connection, whose statement cache keeps it prepared.
+            super::on_backend!(&mut *conn, |c| insert.execute(c))
+        })
+        .sum()
+}
+
+/// Moves every row of `recent_messages` into `messages` in one transaction; returns
+/// how many. A batch of many rows writes each touched index leaf once.
+pub fn move_recent(conn: &mut Conn) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let moved = diesel::insert_into(messages::table)
+            .values(recent_messages::table.select(recent_messages::all_columns))
+            .into_columns(messages::all_columns)
+            .execute(conn)?;
+        diesel::delete(recent_messages::table).execute(conn)?;
+        Ok(moved)
+    })
+}
+
 /// Reserves `count` sequence numbers from the stored counter and returns the first.
 /// Called inside the transaction that stores them: the counter's row stays locked
 /// until it commits, so commits (of every node sharing the database) happen in
@@ -110,10 +148,14 @@ pub fn record_seq(conn: &mut Conn, last: i64) -> QueryResult<()> {
 
 /// The number of the newest stored message; 0 when none is stored.
 fn newest_stored_seq(conn: &mut Conn) -> QueryResult<i64> {
-    let newest: Option<i64> = messages::table
+    // Each table on its own: its key answers at once (the view would be scanned).
+    let indexed: Option<i64> = messages::table
         .select(diesel::dsl::max(messages::seq))
         .first(conn)?;
-    Ok(newest.unwrap_or(0))
+    let recent: Option<i64> = recent_messages::table
+        .select(diesel::dsl::max(recent_messages::seq))
+        .first(conn)?;
+    Ok(indexed.max(recent).unwrap_or(0))
 }
 
 /// The counter row of message sequence numbers. Its name is written into the
@@ -128,11 +170,20 @@ fn seq_counter(
 
 /// Removes messages whose expiry is before `now`; returns how many.
 pub fn prune(conn: &mut Conn, now: i64) -> QueryResult<usize> {
-    diesel::delete(messages::table.filter(messages::expires.lt(now))).execute(conn)
+    Ok(
+        diesel::delete(messages::table.filter(messages::expires.lt(now))).execute(conn)?
+            + diesel::delete(recent_messages::table.filter(recent_messages::expires.lt(now)))
+                .execute(conn)?,
+    )
 }
 
-pub fn delete_topic(conn: &mut Conn, topic: &str) -> QueryResult<usize> {
-    diesel::delete(messages::table.filter(messages::topic.eq(topic))).execute(conn)
+/// Removes every stored message of `topics`; returns how many.
+pub fn delete_topics(conn: &mut Conn, topics: &[String]) -> QueryResult<usize> {
+    Ok(
+        diesel::delete(messages::table.filter(messages::topic.eq_any(topics))).execute(conn)?
+            + diesel::delete(recent_messages::table.filter(recent_messages::topic.eq_any(topics)))
+                .execute(conn)?,
+    )
 }
 
 /// Stored messages of `topics` after `since`, oldest first, at most `limit`.
@@ -142,30 +193,34 @@ pub fn since(
     since: &Since,
     limit: i64,
 ) -> QueryResult<Vec<Message>> {
-    let mut query = messages::table
-        .filter(messages::topic.eq_any(topics))
-        .select(MessageRow::as_select())
-        .order(messages::seq.asc())
+    let mut query = stored_messages::table
+        .filter(stored_messages::topic.eq_any(topics))
+        .select(stored_messages::all_columns)
+        .order(stored_messages::seq.asc())
         .limit(limit)
         .into_boxed();
     query = match since {
         Since::None => return Ok(Vec::new()),
         Since::All => query,
-        Since::Time(t) => query.filter(messages::time.ge(*t)),
-        Since::Seq(seq) => query.filter(messages::seq.gt(*seq)),
+        Since::Time(t) => query.filter(stored_messages::time.ge(*t)),
+        Since::Seq(seq) => query.filter(stored_messages::seq.gt(*seq)),
         Since::Id(id) => {
             // An id starts with its message's sequence number: the row is found by
             // its primary key, and the id must match in full.
             let seq = crate::util::message_seq(id).unwrap_or(-1);
-            let known: Option<i64> = messages::table
-                .filter(messages::seq.eq(seq).and(messages::id.eq(id)))
-                .select(messages::seq)
+            let known: Option<i64> = stored_messages::table
+                .filter(stored_messages::seq.eq(seq).and(stored_messages::id.eq(id)))
+                .select(stored_messages::seq)
                 .first(conn)
                 .optional()?;
             // A pruned or unknown id: everything still stored is newer.
-            query.filter(messages::seq.gt(known.unwrap_or(0)))
+            query.filter(stored_messages::seq.gt(known.unwrap_or(0)))
         }
-        Since::Latest => query.order(messages::seq.desc()).limit(1),
+        Since::Latest => query.order(stored_messages::seq.desc()).limit(1),
     };
-    Ok(query.load(conn)?.into_iter().map(Message::from).collect())
+    Ok(query
+        .load::<MessageRow>(conn)?
+        .into_iter()
+        .map(Message::from)
+        .collect())
 }

@@ -59,16 +59,17 @@ pub fn set_tier(conn: &mut Conn, email: &str, tier: &str) -> QueryResult<usize> 
 /// Deletes an account; its topics, keys and tokens go with it, and so do the
 /// messages of its topics.
 pub fn delete(conn: &mut Conn, email: &str) -> QueryResult<usize> {
-    use super::schema::{messages, topics};
+    use super::schema::topics;
     conn.transaction(|conn| {
         let Some(user) = by_email(conn, email)? else {
             return Ok(0);
         };
-        let owned = topics::table
+        let owned: Vec<String> = topics::table
             .filter(topics::owner_id.eq(&user.id))
-            .select(topics::name);
+            .select(topics::name)
+            .load(conn)?;
         super::messages::record_stored_seq(conn)?;
-        diesel::delete(messages::table.filter(messages::topic.eq_any(owned))).execute(conn)?;
+        super::messages::delete_topics(conn, &owned)?;
         diesel::delete(users::table.find(&user.id)).execute(conn)
     })
 }

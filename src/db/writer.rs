@@ -22,6 +22,9 @@ use diesel::{Connection, QueryResult};
 /// At most this many publishes share one transaction.
 const MAX_BATCH: usize = 512;
 
+/// Messages staged in `recent_messages` move into `messages` once this many wait.
+const MOVE_AT: usize = 1024;
+
 enum Job {
     Publish {
         message: Message,
@@ -54,21 +57,26 @@ impl Writer {
             url: url.to_string(),
             conn: Some(super::connect(url)?),
         };
-        // One node on SQLite: no one else stores messages, so numbers are counted here.
+        // Messages staged by an earlier run move on first, whatever this run does.
+        conn.with(messages::move_recent)
+            .map_err(|e| format!("cannot move recent messages: {e}"))?;
+        // One node on SQLite: no one else stores messages, so numbers are counted here
+        // and new rows are staged.
         let alone = cluster.is_none() && matches!(Backend::parse(url), Backend::Sqlite(_));
-        let seqs = if alone {
+        let (seqs, rows) = if alone {
             let last = conn
                 .with(messages::last_seq)
                 .map_err(|e| format!("cannot read the message counter: {e}"))?;
-            Seqs::Counted { last }
+            (Seqs::Counted { last }, Rows::Staged { waiting: 0 })
         } else {
-            Seqs::Reserved
+            (Seqs::Reserved, Rows::Indexed)
         };
         let (jobs, rx) = mpsc::channel();
         let fanout = Fanout { broker, cluster };
+        let store = Store { conn, seqs, rows };
         std::thread::Builder::new()
             .name("tidings-writer".into())
-            .spawn(move || run(conn, seqs, rx, fanout))
+            .spawn(move || run(store, rx, fanout))
             .map_err(|e| format!("cannot start writer thread: {e}"))?;
         Ok(Self { jobs })
     }
@@ -175,13 +183,31 @@ impl Seqs {
     }
 }
 
+/// Where a batch's rows go.
+#[derive(Debug, Clone, Copy)]
+enum Rows {
+    /// Straight into `messages` and its indexes.
+    Indexed,
+    /// Into `recent_messages`, moved into `messages` once [`MOVE_AT`] wait there.
+    Staged { waiting: usize },
+}
+
+/// Everything the writer thread owns of the database.
+struct Store {
+    conn: Link,
+    seqs: Seqs,
+    rows: Rows,
+}
+
 /// Where committed messages go: this node's subscribers, and the other nodes.
 struct Fanout {
     broker: Broker,
     cluster: Option<Cluster>,
 }
 
-fn run(mut conn: Link, mut seqs: Seqs, jobs: Receiver<Job>, fanout: Fanout) {
+type Pending = Vec<(Message, oneshot::Sender<ApiResult<Arc<Envelope>>>)>;
+
+fn run(mut store: Store, jobs: Receiver<Job>, fanout: Fanout) {
     let mut publishes = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         let mut job = Some(first);
@@ -189,82 +215,105 @@ fn run(mut conn: Link, mut seqs: Seqs, jobs: Receiver<Job>, fanout: Fanout) {
             match current {
                 Job::Publish { message, reply } => publishes.push((message, reply)),
                 Job::Other(other) => {
-                    commit(&mut conn, &mut seqs, &mut publishes, &fanout);
-                    maintain(&mut conn, seqs, other);
+                    store.commit(&mut publishes, &fanout);
+                    store.maintain(other);
                 }
             }
             if publishes.len() < MAX_BATCH {
                 job = jobs.try_recv().ok();
             }
         }
-        commit(&mut conn, &mut seqs, &mut publishes, &fanout);
+        store.commit(&mut publishes, &fanout);
+        store.move_when_due();
     }
 }
 
-/// Commits the pending publishes in one transaction, then delivers and acknowledges them.
-fn commit(
-    conn: &mut Link,
-    seqs: &mut Seqs,
-    pending: &mut Vec<(Message, oneshot::Sender<ApiResult<Arc<Envelope>>>)>,
-    fanout: &Fanout,
-) {
-    if pending.is_empty() {
-        return;
-    }
-    let stored = conn.with(|conn| {
-        conn.transaction(|conn| {
-            let first = seqs.first(conn, pending.len() as i64)?;
-            for (i, (message, _)) in pending.iter_mut().enumerate() {
-                message.seq = first + i as i64;
-                message.id = crate::util::message_id(message.seq);
-            }
-            let rows: Vec<MessageRow> = pending.iter().map(|(m, _)| MessageRow::from(m)).collect();
-            messages::insert_batch(conn, &rows).map(|_| rows)
-        })
-    });
-    match stored {
-        Ok(rows) => {
-            seqs.committed(pending.len() as i64);
-            METRICS.published(pending.len() as u64);
-            // In cluster mode, messages come back through Redis to be delivered here
-            // too, in the order every node sees; locally only while Redis is away.
-            let through_cluster = fanout
-                .cluster
-                .as_ref()
-                .is_some_and(|cluster| cluster.announce_messages(rows));
-            for (message, reply) in pending.drain(..) {
-                let envelope = Arc::new(Envelope::new(message));
-                if !through_cluster {
-                    fanout.broker.deliver(envelope.clone());
+impl Store {
+    /// Commits the pending publishes in one transaction, then delivers and acknowledges them.
+    fn commit(&mut self, pending: &mut Pending, fanout: &Fanout) {
+        if pending.is_empty() {
+            return;
+        }
+        let (seqs, rows) = (self.seqs, self.rows);
+        let stored = self.conn.with(|conn| {
+            conn.transaction(|conn| {
+                let first = seqs.first(conn, pending.len() as i64)?;
+                for (i, (message, _)) in pending.iter_mut().enumerate() {
+                    message.seq = first + i as i64;
+                    message.id = crate::util::message_id(message.seq);
                 }
-                let _ = reply.send(Ok(envelope));
+                let batch: Vec<MessageRow> =
+                    pending.iter().map(|(m, _)| MessageRow::from(m)).collect();
+                match rows {
+                    Rows::Indexed => messages::insert_batch(conn, &batch)?,
+                    Rows::Staged { .. } => messages::insert_recent(conn, &batch)?,
+                };
+                Ok(batch)
+            })
+        });
+        match stored {
+            Ok(batch) => {
+                self.seqs.committed(pending.len() as i64);
+                if let Rows::Staged { waiting } = &mut self.rows {
+                    *waiting += pending.len();
+                }
+                METRICS.published(pending.len() as u64);
+                // In cluster mode, messages come back through Redis to be delivered here
+                // too, in the order every node sees; locally only while Redis is away.
+                let through_cluster = fanout
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|cluster| cluster.announce_messages(batch));
+                for (message, reply) in pending.drain(..) {
+                    let envelope = Arc::new(Envelope::new(message));
+                    if !through_cluster {
+                        fanout.broker.deliver(envelope.clone());
+                    }
+                    let _ = reply.send(Ok(envelope));
+                }
             }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, count = pending.len(), "storing messages failed");
-            for (_, reply) in pending.drain(..) {
-                let _ = reply.send(Err(ApiError::DatabaseUnavailable));
+            Err(e) => {
+                tracing::error!(error = %e, count = pending.len(), "storing messages failed");
+                for (_, reply) in pending.drain(..) {
+                    let _ = reply.send(Err(ApiError::DatabaseUnavailable));
+                }
             }
         }
     }
-}
 
-fn maintain(conn: &mut Link, seqs: Seqs, job: Maintenance) {
-    match job {
-        Maintenance::Prune { now } => match conn.with(|conn| {
-            seqs.record(conn)?;
-            messages::prune(conn, now)
-        }) {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "pruned expired messages"),
-            Err(e) => tracing::error!(error = %e, "pruning failed"),
-        },
-        Maintenance::DeleteTopic { topic, reply } => {
-            let result = conn.with(|conn| {
+    /// Moves staged messages into `messages` once enough wait (after their publishers
+    /// were answered, so no publish waits for it).
+    fn move_when_due(&mut self) {
+        let Rows::Staged { waiting } = &mut self.rows else {
+            return;
+        };
+        if *waiting < MOVE_AT {
+            return;
+        }
+        match self.conn.with(messages::move_recent) {
+            Ok(_) => *waiting = 0,
+            Err(e) => tracing::error!(error = %e, "moving recent messages failed"),
+        }
+    }
+
+    fn maintain(&mut self, job: Maintenance) {
+        let seqs = self.seqs;
+        match job {
+            Maintenance::Prune { now } => match self.conn.with(|conn| {
                 seqs.record(conn)?;
-                messages::delete_topic(conn, &topic)
-            });
-            let _ = reply.send(result.map(drop).map_err(ApiError::from));
+                messages::prune(conn, now)
+            }) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(removed = n, "pruned expired messages"),
+                Err(e) => tracing::error!(error = %e, "pruning failed"),
+            },
+            Maintenance::DeleteTopic { topic, reply } => {
+                let result = self.conn.with(|conn| {
+                    seqs.record(conn)?;
+                    messages::delete_topics(conn, std::slice::from_ref(&topic))
+                });
+                let _ = reply.send(result.map(drop).map_err(ApiError::from));
+            }
         }
     }
 }
