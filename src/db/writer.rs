@@ -290,8 +290,12 @@ impl Store {
         if *waiting < MOVE_AT {
             return;
         }
+        let started = std::time::Instant::now();
         match self.conn.with(messages::move_recent) {
-            Ok(_) => *waiting = 0,
+            Ok(moved) => {
+                *waiting = 0;
+                tracing::debug!(moved, took = ?started.elapsed(), "moved recent messages");
+            }
             Err(e) => tracing::error!(error = %e, "moving recent messages failed"),
         }
     }
