@@ -134,9 +134,10 @@ pub fn open(url: &str) -> Result<Pool, String> {
     let mut conn = connect(url)?;
     if let Conn::Sqlite(sqlite) = &mut conn {
         sqlite
-            // A new database gets 1 KiB pages: a batch of publishes touches one leaf
-            // of the topic index per topic in it, and every touched page is written
-            // to the WAL whole at each commit.
+            // A new database gets 1 KiB pages: every touched page is written to the
+            // WAL whole at each commit, and moving staged messages into `messages`
+            // touches one leaf of the topic index per topic among them. (4 KiB pages
+            // halve the frames written but measured no faster under publish load.)
             .batch_execute("PRAGMA page_size = 1024; PRAGMA journal_mode = WAL;")
             .map_err(|e| format!("cannot open database {name}: {e}"))?;
     }
