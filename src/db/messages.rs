@@ -206,7 +206,8 @@ pub fn since(
         Since::Seq(seq) => query.filter(stored_messages::seq.gt(*seq)),
         Since::Id(id) => {
             // An id starts with its message's sequence number: the row is found by
-            // its primary key, and the id must match in full.
+            // the primary key of `messages` (or among the few recent ones), and the
+            // id must match in full.
             let seq = crate::util::message_seq(id).unwrap_or(-1);
             let known: Option<i64> = stored_messages::table
                 .filter(stored_messages::seq.eq(seq).and(stored_messages::id.eq(id)))
