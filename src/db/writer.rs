@@ -60,20 +60,19 @@ impl Writer {
         // Messages staged by an earlier run move on first, whatever this run does.
         conn.with(messages::move_recent)
             .map_err(|e| format!("cannot move recent messages: {e}"))?;
-        // One node on SQLite: no one else stores messages, so numbers are counted here
-        // and new rows are staged.
+        // One node on SQLite: no one else stores messages.
         let alone = cluster.is_none() && matches!(Backend::parse(url), Backend::Sqlite(_));
-        let (seqs, rows) = if alone {
+        let storage = if alone {
             let last = conn
                 .with(messages::last_seq)
                 .map_err(|e| format!("cannot read the message counter: {e}"))?;
-            (Seqs::Counted { last }, Rows::Staged { waiting: 0 })
+            Storage::Alone { last, staged: 0 }
         } else {
-            (Seqs::Reserved, Rows::Indexed)
+            Storage::Shared
         };
         let (jobs, rx) = mpsc::channel();
         let fanout = Fanout { broker, cluster };
-        let store = Store { conn, seqs, rows };
+        let store = Store { conn, storage };
         std::thread::Builder::new()
             .name("tidings-writer".into())
             .spawn(move || run(store, rx, fanout))
@@ -145,58 +144,59 @@ impl Link {
     }
 }
 
-/// Where the writer's sequence numbers come from.
+/// How the writer numbers and stores messages.
 #[derive(Debug, Clone, Copy)]
-enum Seqs {
-    /// This writer is the only one storing messages: it counts them in memory, and
-    /// writes the count to the stored counter before it deletes messages, so numbers
-    /// are never handed out twice, even after a restart.
-    Counted { last: i64 },
+enum Storage {
+    /// This writer is the only one storing messages. It counts sequence numbers in
+    /// memory and writes the count to the stored counter before it deletes messages,
+    /// so numbers are never handed out twice, even after a restart. New rows are
+    /// staged in `recent_messages` (`staged` of them so far) and moved into
+    /// `messages` once [`MOVE_AT`] wait there.
+    Alone { last: i64, staged: usize },
     /// Other nodes may store messages too (PostgreSQL, or a database shared in cluster
     /// mode): each batch reserves its numbers from the stored counter, whose row lock
-    /// orders every node's commits.
-    Reserved,
+    /// orders every node's commits, and goes straight into `messages`.
+    Shared,
 }
 
-impl Seqs {
+impl Storage {
     /// The first of `count` numbers for a batch, inside its transaction.
     fn first(&self, conn: &mut Conn, count: i64) -> QueryResult<i64> {
         match self {
-            Self::Counted { last } => Ok(last + 1),
-            Self::Reserved => messages::reserve_seqs(conn, count),
+            Self::Alone { last, .. } => Ok(last + 1),
+            Self::Shared => messages::reserve_seqs(conn, count),
         }
     }
 
-    /// After a batch of `count` numbers is committed.
-    fn committed(&mut self, count: i64) {
-        if let Self::Counted { last } = self {
-            *last += count;
+    /// Stores a numbered batch, inside its transaction.
+    fn insert(&self, conn: &mut Conn, batch: &[MessageRow]) -> QueryResult<usize> {
+        match self {
+            Self::Alone { .. } => messages::insert_recent(conn, batch),
+            Self::Shared => messages::insert_batch(conn, batch),
+        }
+    }
+
+    /// After a batch of `count` messages is committed.
+    fn committed(&mut self, count: usize) {
+        if let Self::Alone { last, staged } = self {
+            *last += count as i64;
+            *staged += count;
         }
     }
 
     /// Before messages are deleted.
     fn record(&self, conn: &mut Conn) -> QueryResult<()> {
         match self {
-            Self::Counted { last } => messages::record_seq(conn, *last),
-            Self::Reserved => Ok(()),
+            Self::Alone { last, .. } => messages::record_seq(conn, *last),
+            Self::Shared => Ok(()),
         }
     }
-}
-
-/// Where a batch's rows go.
-#[derive(Debug, Clone, Copy)]
-enum Rows {
-    /// Straight into `messages` and its indexes.
-    Indexed,
-    /// Into `recent_messages`, moved into `messages` once [`MOVE_AT`] wait there.
-    Staged { waiting: usize },
 }
 
 /// Everything the writer thread owns of the database.
 struct Store {
     conn: Link,
-    seqs: Seqs,
-    rows: Rows,
+    storage: Storage,
 }
 
 /// Where committed messages go: this node's subscribers, and the other nodes.
@@ -234,29 +234,23 @@ impl Store {
         if pending.is_empty() {
             return;
         }
-        let (seqs, rows) = (self.seqs, self.rows);
+        let storage = self.storage;
         let stored = self.conn.with(|conn| {
             conn.transaction(|conn| {
-                let first = seqs.first(conn, pending.len() as i64)?;
+                let first = storage.first(conn, pending.len() as i64)?;
                 for (i, (message, _)) in pending.iter_mut().enumerate() {
                     message.seq = first + i as i64;
                     message.id = crate::util::message_id(message.seq);
                 }
                 let batch: Vec<MessageRow> =
                     pending.iter().map(|(m, _)| MessageRow::from(m)).collect();
-                match rows {
-                    Rows::Indexed => messages::insert_batch(conn, &batch)?,
-                    Rows::Staged { .. } => messages::insert_recent(conn, &batch)?,
-                };
+                storage.insert(conn, &batch)?;
                 Ok(batch)
             })
         });
         match stored {
             Ok(batch) => {
-                self.seqs.committed(pending.len() as i64);
-                if let Rows::Staged { waiting } = &mut self.rows {
-                    *waiting += pending.len();
-                }
+                self.storage.committed(pending.len());
                 METRICS.published(pending.len() as u64);
                 // In cluster mode, messages come back through Redis to be delivered here
                 // too, in the order every node sees; locally only while Redis is away.
@@ -284,16 +278,16 @@ impl Store {
     /// Moves staged messages into `messages` once enough wait (after their publishers
     /// were answered, so no publish waits for it).
     fn move_when_due(&mut self) {
-        let Rows::Staged { waiting } = &mut self.rows else {
+        let Storage::Alone { staged, .. } = &mut self.storage else {
             return;
         };
-        if *waiting < MOVE_AT {
+        if *staged < MOVE_AT {
             return;
         }
         let started = std::time::Instant::now();
         match self.conn.with(messages::move_recent) {
             Ok(moved) => {
-                *waiting = 0;
+                *staged = 0;
                 tracing::debug!(moved, took = ?started.elapsed(), "moved recent messages");
             }
             Err(e) => tracing::error!(error = %e, "moving recent messages failed"),
@@ -301,10 +295,10 @@ impl Store {
     }
 
     fn maintain(&mut self, job: Maintenance) {
-        let seqs = self.seqs;
+        let storage = self.storage;
         match job {
             Maintenance::Prune { now } => match self.conn.with(|conn| {
-                seqs.record(conn)?;
+                storage.record(conn)?;
                 messages::prune(conn, now)
             }) {
                 Ok(0) => {}
@@ -313,7 +307,7 @@ impl Store {
             },
             Maintenance::DeleteTopic { topic, reply } => {
                 let result = self.conn.with(|conn| {
-                    seqs.record(conn)?;
+                    storage.record(conn)?;
                     messages::delete_topics(conn, std::slice::from_ref(&topic))
                 });
                 let _ = reply.send(result.map(drop).map_err(ApiError::from));
