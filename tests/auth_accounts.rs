@@ -663,3 +663,35 @@ async fn numbers_of_messages_deleted_with_an_account_are_not_reused_after_a_rest
         "{after} reuses the number of deleted {newest}"
     );
 }
+
+#[actix_rt::test]
+async fn messages_deleted_with_an_account_do_not_come_back_to_a_new_topic_of_that_name() {
+    let mut server = server();
+    let gone = register(&server, "uma").await;
+    create_topic(&server, &gone.jwt(), "diary", "private").await;
+    for text in ["first secret", "second secret"] {
+        let (status, m) = publish_as(&server, "diary", &gone.key(), text).await;
+        assert_eq!(status, 200, "{m}");
+    }
+    // Deleted from another process while the server has just stored them.
+    admin(&server, &["delete", "uma@example.com"]);
+    server.restart();
+
+    let heir = register(&server, "vic").await;
+    create_topic(&server, &heir.jwt(), "diary", "private").await;
+    let (status, after) = publish_as(&server, "diary", &heir.key(), "vic's own").await;
+    assert_eq!(status, 200, "{after}");
+    let (status, history) = get(&server, "/api/topics/diary/messages?since=all", &heir.key()).await;
+    assert_eq!(status, 200, "{history}");
+    let texts: Vec<&str> = history
+        .as_array()
+        .expect("history is an array")
+        .iter()
+        .map(|m| m["message"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        texts,
+        ["vic's own"],
+        "a deleted account's messages came back"
+    );
+}

@@ -16,7 +16,7 @@ use super::since::{Filter, Since};
 use super::topic::{Close, GoLive, Subscribe, Topic, Unsubscribe};
 use super::{Broker, SessionId};
 use crate::auth::permissions::Grant;
-use crate::db::{self, Pool};
+use crate::db::messages::History;
 use crate::metrics::METRICS;
 
 /// Stored messages are replayed in pages of this many.
@@ -54,7 +54,7 @@ pub struct Session {
 
 impl Session {
     /// Starts a session and returns the receiving end its connection writes from.
-    pub fn spawn(mut spec: SessionSpec, broker: Broker, pool: Pool) -> Inbox {
+    pub fn spawn(mut spec: SessionSpec, broker: Broker, history: History) -> Inbox {
         let (out, rx) = mpsc::channel(spec.queue);
         let label = spec
             .topics
@@ -72,7 +72,7 @@ impl Session {
                 feed,
                 registered: None,
             };
-            session.set_up(spec, broker, pool, ctx);
+            session.set_up(spec, broker, history, ctx);
             session
         });
         Inbox {
@@ -106,7 +106,7 @@ impl Session {
     /// Registers with every topic, sends `open`, replays, then lets the topics send
     /// live messages. `open` is sent only once every topic has this session
     /// registered, so a message published after a client saw `open` always reaches it.
-    fn set_up(&self, spec: SessionSpec, broker: Broker, pool: Pool, ctx: &mut Context<Self>) {
+    fn set_up(&self, spec: SessionSpec, broker: Broker, history: History, ctx: &mut Context<Self>) {
         let live = !spec.poll;
         let open = live.then(|| self.control("open", None));
         let session = ctx.address().recipient::<Close>();
@@ -129,7 +129,7 @@ impl Session {
                 feed.send(open).await.map_err(drop)?;
             }
             let names = spec.topics.into_iter().map(|(name, _)| name).collect();
-            let replayed_up_to = replay(pool, names, spec.since, &feed).await?;
+            let replayed_up_to = replay(history, names, spec.since, &feed).await?;
             for topic in &topics {
                 topic.do_send(GoLive { id, replayed_up_to });
             }
@@ -183,20 +183,21 @@ async fn subscribe_to(broker: &Broker, name: &str, msg: Subscribe) -> Result<Add
 
 /// Sends stored messages after `since`, waiting for the connection to take them.
 /// Returns the sequence number of the last stored message looked at.
-async fn replay(pool: Pool, topics: Vec<String>, since: Since, feed: &Feed) -> Result<i64, ()> {
+async fn replay(
+    history: History,
+    topics: Vec<String>,
+    since: Since,
+    feed: &Feed,
+) -> Result<i64, ()> {
     let topics = Arc::new(topics);
     let mut cursor = since;
     let mut last = 0;
     while cursor != Since::None {
-        let (pool, topics, page_since) = (pool.clone(), topics.clone(), cursor.clone());
-        let page = actix_web::web::block(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            db::messages::since(&mut conn, &topics, &page_since, REPLAY_PAGE)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|_| ())?
-        .map_err(|e| tracing::error!(error = %e, "replay query failed"))?;
+        let (history, topics, page_since) = (history.clone(), topics.clone(), cursor.clone());
+        let page = actix_web::web::block(move || history.since(&topics, &page_since, REPLAY_PAGE))
+            .await
+            .map_err(|_| ())?
+            .map_err(|e| tracing::error!(error = %e, "replay query failed"))?;
         let full_page = page.len() as i64 == REPLAY_PAGE;
         for message in page {
             last = last.max(message.seq);

@@ -1,11 +1,15 @@
 //! Queries on stored messages.
 
+use std::borrow::Borrow;
+use std::collections::HashSet;
+
 use diesel::prelude::*;
 
-use super::schema::{counters, messages, recent_messages, stored_messages};
+use super::schema::{counters, messages, topics};
 use serde::{Deserialize, Serialize};
 
-use super::Conn;
+use super::journal::Recent;
+use super::{Conn, Pool};
 use crate::broker::message::{split_list, Message, MESSAGE_EVENT};
 use crate::broker::since::Since;
 
@@ -59,54 +63,54 @@ impl From<MessageRow> for Message {
     }
 }
 
-pub fn insert_batch(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> {
+pub fn insert_batch<R: Borrow<MessageRow>>(conn: &mut Conn, rows: &[R]) -> QueryResult<usize> {
     match conn {
         // One round trip for the whole batch.
-        Conn::Postgres(c) => diesel::insert_into(messages::table).values(rows).execute(c),
+        Conn::Postgres(c) => diesel::insert_into(messages::table)
+            .values(
+                rows.iter()
+                    .map(Borrow::borrow)
+                    .collect::<Vec<&MessageRow>>(),
+            )
+            .execute(c),
         // In-process: one prepared statement, cached, run per row, is cheaper than
         // parsing a multi-row statement of a new size for every batch.
         Conn::Sqlite(c) => rows
             .iter()
-            .map(|row| diesel::insert_into(messages::table).values(row).execute(c))
+            .map(|row| {
+                diesel::insert_into(messages::table)
+                    .values(row.borrow())
+                    .execute(c)
+            })
             .sum(),
     }
 }
 
-/// Stores rows in `recent_messages`, which has no index: a commit writes the page they
-/// go to, not a leaf of each index of `messages` and one per topic. Only a writer that
-/// is the only one storing messages does this, and [`move_recent`] moves them on in bulk.
-pub fn insert_recent(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> {
-    use recent_messages as r;
-    rows.iter()
-        .map(|row| {
-            let insert = diesel::insert_into(r::table).values((
-                r::seq.eq(row.seq),
-                r::id.eq(&row.id),
-                r::topic.eq(&row.topic),
-                r::time.eq(row.time),
-                r::expires.eq(row.expires),
-                r::message.eq(&row.message),
-                // Bound as NULL when missing: the insert stays one cached statement.
-                r::title.eq(row.title.as_deref()),
-                r::priority.eq(row.priority),
-                r::tags.eq(&row.tags),
-            ));
-            // On the backend's own connection, whose statement cache keeps it prepared.
-            super::on_backend!(&mut *conn, |c| insert.execute(c))
-        })
-        .sum()
-}
-
-/// Moves every row of `recent_messages` into `messages` in one transaction; returns
-/// how many. A batch of many rows writes each touched index leaf once.
-pub fn move_recent(conn: &mut Conn) -> QueryResult<usize> {
+/// Moves messages from the journal into `messages` in one transaction; returns how
+/// many. Rows already stored (a journal not emptied after its move) and rows of
+/// topics deleted meanwhile (by the command line, while they waited) are left out;
+/// the stored counter still passes their numbers, so none is handed out again.
+pub fn move_in(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> {
+    let Some(last) = rows.iter().map(|r| r.seq).max() else {
+        return Ok(0);
+    };
     conn.transaction(|conn| {
-        let moved = diesel::insert_into(messages::table)
-            .values(recent_messages::table.select(recent_messages::all_columns))
-            .into_columns(messages::all_columns)
-            .execute(conn)?;
-        diesel::delete(recent_messages::table).execute(conn)?;
-        Ok(moved)
+        record_seq(conn, last)?;
+        let newest = newest_stored_seq(conn)?;
+        let mut names: Vec<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let existing: HashSet<String> = topics::table
+            .filter(topics::name.eq_any(&names))
+            .select(topics::name)
+            .load(conn)?
+            .into_iter()
+            .collect();
+        let keep: Vec<&MessageRow> = rows
+            .iter()
+            .filter(|r| r.seq > newest && existing.contains(&r.topic))
+            .collect();
+        insert_batch(conn, &keep)
     })
 }
 
@@ -146,16 +150,12 @@ pub fn record_seq(conn: &mut Conn, last: i64) -> QueryResult<()> {
         .map(drop)
 }
 
-/// The number of the newest stored message; 0 when none is stored.
+/// The number of the newest message in `messages`; 0 when none is there.
 fn newest_stored_seq(conn: &mut Conn) -> QueryResult<i64> {
-    // Each table on its own: its key answers at once (the view would be scanned).
-    let indexed: Option<i64> = messages::table
+    let newest: Option<i64> = messages::table
         .select(diesel::dsl::max(messages::seq))
         .first(conn)?;
-    let recent: Option<i64> = recent_messages::table
-        .select(diesel::dsl::max(recent_messages::seq))
-        .first(conn)?;
-    Ok(indexed.max(recent).unwrap_or(0))
+    Ok(newest.unwrap_or(0))
 }
 
 /// The counter row of message sequence numbers. Its name is written into the
@@ -170,58 +170,95 @@ fn seq_counter(
 
 /// Removes messages whose expiry is before `now`; returns how many.
 pub fn prune(conn: &mut Conn, now: i64) -> QueryResult<usize> {
-    Ok(
-        diesel::delete(messages::table.filter(messages::expires.lt(now))).execute(conn)?
-            + diesel::delete(recent_messages::table.filter(recent_messages::expires.lt(now)))
-                .execute(conn)?,
-    )
+    diesel::delete(messages::table.filter(messages::expires.lt(now))).execute(conn)
 }
 
 /// Removes every stored message of `topics`; returns how many.
 pub fn delete_topics(conn: &mut Conn, topics: &[String]) -> QueryResult<usize> {
-    Ok(
-        diesel::delete(messages::table.filter(messages::topic.eq_any(topics))).execute(conn)?
-            + diesel::delete(recent_messages::table.filter(recent_messages::topic.eq_any(topics)))
-                .execute(conn)?,
-    )
+    diesel::delete(messages::table.filter(messages::topic.eq_any(topics))).execute(conn)
 }
 
-/// Stored messages of `topics` after `since`, oldest first, at most `limit`.
+/// Stored messages of `topics` after `since`, oldest first, at most `limit`: those in
+/// `messages`, then those still in the journal (`recent`).
 pub fn since(
     conn: &mut Conn,
+    recent: &Recent,
     topics: &[String],
     since: &Since,
     limit: i64,
 ) -> QueryResult<Vec<Message>> {
-    let mut query = stored_messages::table
-        .filter(stored_messages::topic.eq_any(topics))
-        .select(stored_messages::all_columns)
-        .order(stored_messages::seq.asc())
+    let known = match since {
+        Since::None => return Ok(Vec::new()),
+        Since::Id(id) => Some(match recent.find(id) {
+            Some(seq) => seq,
+            None => stored_seq_of(conn, id)?,
+        }),
+        _ => None,
+    };
+    // Read before the table: a move in between shows its rows in both, never in neither.
+    let waiting = recent.of(topics, since, known);
+    let mut query = messages::table
+        .filter(messages::topic.eq_any(topics))
+        .select(MessageRow::as_select())
+        .order(messages::seq.asc())
         .limit(limit)
         .into_boxed();
     query = match since {
-        Since::None => return Ok(Vec::new()),
-        Since::All => query,
-        Since::Time(t) => query.filter(stored_messages::time.ge(*t)),
-        Since::Seq(seq) => query.filter(stored_messages::seq.gt(*seq)),
-        Since::Id(id) => {
-            // An id starts with its message's sequence number: the row is found by
-            // the primary key of `messages` (or among the few recent ones), and the
-            // id must match in full.
-            let seq = crate::util::message_seq(id).unwrap_or(-1);
-            let known: Option<i64> = stored_messages::table
-                .filter(stored_messages::seq.eq(seq).and(stored_messages::id.eq(id)))
-                .select(stored_messages::seq)
-                .first(conn)
-                .optional()?;
-            // A pruned or unknown id: everything still stored is newer.
-            query.filter(stored_messages::seq.gt(known.unwrap_or(0)))
-        }
-        Since::Latest => query.order(stored_messages::seq.desc()).limit(1),
+        Since::Time(t) => query.filter(messages::time.ge(*t)),
+        Since::Seq(seq) => query.filter(messages::seq.gt(*seq)),
+        // A pruned or unknown id: everything still stored is newer.
+        Since::Id(_) => query.filter(messages::seq.gt(known.unwrap_or(0))),
+        Since::Latest => query.order(messages::seq.desc()).limit(1),
+        Since::All | Since::None => query,
     };
-    Ok(query
+    let mut found: Vec<Message> = query
         .load::<MessageRow>(conn)?
         .into_iter()
         .map(Message::from)
-        .collect())
+        .collect();
+    let newest = found.last().map_or(i64::MIN, |m| m.seq);
+    found.extend(waiting.into_iter().filter(|m| m.seq > newest));
+    if *since == Since::Latest {
+        return Ok(found.pop().into_iter().collect());
+    }
+    found.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(found)
+}
+
+/// Where stored messages are read from: the database, and the journal's messages
+/// not yet moved into it.
+#[derive(Clone)]
+pub struct History {
+    pool: Pool,
+    recent: Recent,
+}
+
+impl History {
+    pub fn new(pool: Pool, recent: Recent) -> Self {
+        Self { pool, recent }
+    }
+
+    /// [`since`] on a pooled connection (blocking).
+    pub fn since(
+        &self,
+        topics: &[String],
+        after: &Since,
+        limit: i64,
+    ) -> Result<Vec<Message>, String> {
+        let mut conn = self.pool.get().map_err(|e| e.to_string())?;
+        since(&mut conn, &self.recent, topics, after, limit).map_err(|e| e.to_string())
+    }
+}
+
+/// The sequence number of a message in `messages` by its id; 0 when it is not there.
+/// An id starts with its message's sequence number: the row is found by the primary
+/// key, and the id must match in full.
+fn stored_seq_of(conn: &mut Conn, id: &str) -> QueryResult<i64> {
+    let seq = crate::util::message_seq(id).unwrap_or(-1);
+    let found: Option<i64> = messages::table
+        .filter(messages::seq.eq(seq).and(messages::id.eq(id)))
+        .select(messages::seq)
+        .first(conn)
+        .optional()?;
+    Ok(found.unwrap_or(0))
 }

@@ -3,6 +3,7 @@
 //! backends through [`Conn`], an enum over a SQLite and a PostgreSQL connection.
 
 pub mod clients;
+pub mod journal;
 pub mod keys;
 pub mod messages;
 pub mod schema;

@@ -1,29 +1,18 @@
 //! Table definitions (kept in step with `migrations/`).
 
-/// The columns shared by `messages`, `recent_messages` and the view of both.
-macro_rules! message_table {
-    ($name:ident) => {
-        diesel::table! {
-            $name (seq) {
-                seq -> BigInt,
-                id -> Text,
-                topic -> Text,
-                time -> BigInt,
-                expires -> BigInt,
-                message -> Text,
-                title -> Nullable<Text>,
-                priority -> Integer,
-                tags -> Text,
-            }
-        }
-    };
+diesel::table! {
+    messages (seq) {
+        seq -> BigInt,
+        id -> Text,
+        topic -> Text,
+        time -> BigInt,
+        expires -> BigInt,
+        message -> Text,
+        title -> Nullable<Text>,
+        priority -> Integer,
+        tags -> Text,
+    }
 }
-
-message_table!(messages);
-// The newest messages of a single SQLite node, not yet moved into `messages`.
-message_table!(recent_messages);
-// A view: `messages` and `recent_messages` together. Only read.
-message_table!(stored_messages);
 
 diesel::table! {
     users (id) {
@@ -129,7 +118,6 @@ diesel::joinable!(topic_tokens -> topics (topic));
 
 diesel::allow_tables_to_appear_in_same_query!(
     messages,
-    recent_messages,
     users,
     refresh_tokens,
     api_keys,

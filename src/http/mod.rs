@@ -56,6 +56,11 @@ impl AppState {
         }
     }
 
+    /// Where stored messages are read from.
+    pub fn history(&self) -> crate::db::messages::History {
+        crate::db::messages::History::new(self.pool.clone(), self.writer.recent().clone())
+    }
+
     /// Runs blocking database work on the blocking pool with a pooled connection.
     pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
     where

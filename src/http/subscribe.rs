@@ -71,11 +71,11 @@ pub async fn subscribe(
     if transport == Transport::Ws {
         let (response, ws, incoming) = actix_ws::handle(&req, payload)
             .map_err(|_| ApiError::bad_request("Expected a WebSocket upgrade request"))?;
-        let rx = Session::spawn(spec, state.broker.clone(), state.pool.clone());
+        let rx = Session::spawn(spec, state.broker.clone(), state.history());
         actix_web::rt::spawn(pump_websocket(rx, ws, incoming));
         return Ok(response);
     }
-    let rx = Session::spawn(spec, state.broker.clone(), state.pool.clone());
+    let rx = Session::spawn(spec, state.broker.clone(), state.history());
     Ok(HttpResponse::Ok()
         .content_type(transport.content_type())
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -106,8 +106,9 @@ pub async fn history(
             })?,
         None => DEFAULT_HISTORY_LIMIT,
     };
+    let recent = state.writer.recent().clone();
     let messages = state
-        .db(move |conn| Ok(db::messages::since(conn, &[topic], &since, limit)?))
+        .db(move |conn| Ok(db::messages::since(conn, &recent, &[topic], &since, limit)?))
         .await?;
     Ok(HttpResponse::Ok().json(messages))
 }
