@@ -2,10 +2,12 @@
 //! `messages`. Each message is one JSON line (its contract JSON, already encoded for
 //! subscribers) in a file beside the database (`<database>-recent`), written before
 //! its publisher is answered, and kept in memory for readers until the writer moves
-//! the lot into `messages` in one transaction.
+//! them into `messages` in one transaction.
 //!
-//! A batch is one `write(2)`: like a SQLite commit with `synchronous = NORMAL`, it
+//! A write is one `write(2)`: like a SQLite commit with `synchronous = NORMAL`, it
 //! survives a crash or kill of the process once written, with no index to update.
+//! A move first sets the file aside (`<database>-recent.moving`) so that new messages
+//! go on to a fresh one meanwhile, and deletes it once its messages are committed.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -21,6 +23,11 @@ use crate::broker::since::Since;
 /// The journal file of the SQLite database at `database`.
 pub fn path_of(database: &str) -> String {
     format!("{database}-recent")
+}
+
+/// Where the journal file waits while its messages move into `messages`.
+fn moving_path_of(database: &str) -> String {
+    format!("{database}-recent.moving")
 }
 
 /// Messages written to the journal and not yet moved, oldest first; shared by the
@@ -63,10 +70,11 @@ impl Recent {
         self.len() == 0
     }
 
-    /// The rows to move into `messages`.
-    pub fn rows(&self) -> Vec<MessageRow> {
+    /// The first `count` messages, as rows to move into `messages`.
+    pub fn rows(&self, count: usize) -> Vec<MessageRow> {
         self.read()
             .iter()
+            .take(count)
             .map(|e| MessageRow::from(&e.message))
             .collect()
     }
@@ -82,6 +90,7 @@ impl Recent {
 
 /// The open journal file and what it holds.
 pub struct Journal {
+    database: String,
     file: File,
     /// Bytes written so far: where a failed write is cut back to.
     len: u64,
@@ -92,14 +101,11 @@ impl Journal {
     /// Starts an empty journal for the database at `database`; whatever an earlier run
     /// left there must have been moved first (see [`leftovers`]).
     pub fn create(database: &str, recent: Recent) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path_of(database))?;
-        file.set_len(0)?;
+        remove(database)?;
         recent.write().clear();
         Ok(Self {
-            file,
+            database: database.to_string(),
+            file: open(&path_of(database))?,
             len: 0,
             recent,
         })
@@ -124,16 +130,39 @@ impl Journal {
         Ok(())
     }
 
-    /// Empties the journal once its messages are committed to `messages`.
-    pub fn clear(&mut self) -> io::Result<()> {
-        self.recent.write().clear();
-        self.len = 0;
-        self.file.set_len(0)
+    /// Starts a move: sets the file aside and opens a fresh one, and returns how many
+    /// messages to move (the first ones of [`Recent`]). Where an earlier move failed,
+    /// its file is still set aside: the current one then stays, and the next start
+    /// skips those of its lines already moved.
+    pub fn set_aside(&mut self) -> io::Result<usize> {
+        let moving = moving_path_of(&self.database);
+        if !std::path::Path::new(&moving).exists() {
+            std::fs::rename(path_of(&self.database), &moving)?;
+            self.file = open(&path_of(&self.database))?;
+            self.len = 0;
+        }
+        Ok(self.waiting())
     }
 
-    pub fn recent(&self) -> &Recent {
-        &self.recent
+    /// Ends a move of the first `count` messages, committed to `messages`.
+    pub fn moved(&mut self, count: usize) -> io::Result<()> {
+        self.recent.write().drain(..count);
+        match std::fs::remove_file(moving_path_of(&self.database)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
+
+    /// How many messages wait to be moved.
+    pub fn waiting(&self) -> usize {
+        self.recent.len()
+    }
+}
+
+fn open(path: &str) -> io::Result<File> {
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    file.set_len(0)?;
+    Ok(file)
 }
 
 /// One journal line: a message's contract JSON (its sequence number leads its id).
@@ -170,38 +199,42 @@ impl Line {
     }
 }
 
-/// What an earlier run left in the journal of the database at `database`, in
-/// sequence order. A line cut short by a crash was never acknowledged and is skipped;
-/// where a number appears twice (a write that failed and could not be cut back), the
-/// later line is the one that was acknowledged.
+/// What an earlier run left in the journal of the database at `database` (the file
+/// set aside for a move too), in sequence order. A line cut short by a crash was
+/// never acknowledged and is skipped; where a number appears twice (a write that
+/// failed and could not be cut back), the later line is the one that was acknowledged.
 pub fn leftovers(database: &str) -> io::Result<Vec<MessageRow>> {
-    let text = match std::fs::read(path_of(database)) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
     let mut rows = BTreeMap::new();
-    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        match serde_json::from_slice::<Line>(line)
-            .ok()
-            .and_then(Line::into_row)
-        {
-            Some(row) => {
-                rows.insert(row.seq, row);
+    for path in [moving_path_of(database), path_of(database)] {
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<Line>(line)
+                .ok()
+                .and_then(Line::into_row)
+            {
+                Some(row) => {
+                    rows.insert(row.seq, row);
+                }
+                None => tracing::warn!(bytes = line.len(), "skipping an unreadable journal line"),
             }
-            None => tracing::warn!(bytes = line.len(), "skipping an unreadable journal line"),
         }
     }
     Ok(rows.into_values().collect())
 }
 
-/// Removes the journal of the database at `database` once its leftovers are moved
-/// and this run keeps none.
+/// Removes the journal of the database at `database`, once what it held is moved.
 pub fn remove(database: &str) -> io::Result<()> {
-    match std::fs::remove_file(path_of(database)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    for path in [moving_path_of(database), path_of(database)] {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -276,11 +309,22 @@ mod tests {
         assert_eq!(recent.find(&crate::util::message_id(6)), None);
         let id = recent.read()[1].message.id.clone();
         assert_eq!(recent.find(&id), Some(6));
-        assert_eq!(recent.rows().len(), 3);
+        assert_eq!(recent.rows(2).len(), 2);
 
-        journal.clear().unwrap();
-        assert!(recent.is_empty());
-        assert!(leftovers(db).unwrap().is_empty());
+        // A move sets the file aside; a publish meanwhile goes to a fresh one.
+        assert_eq!(journal.set_aside().unwrap(), 3);
+        journal.append(&[envelope(8, "a", 103)]).unwrap();
+        let both = |db| {
+            leftovers(db)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(both(db), [5, 6, 7, 8]);
+        journal.moved(3).unwrap();
+        assert_eq!(seqs(&Since::All, None), [8]);
+        assert_eq!(both(db), [8]);
         remove(db).unwrap();
         remove(db).unwrap();
     }

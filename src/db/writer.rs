@@ -1,12 +1,15 @@
-//! The single writer of the `messages` table, on a thread of its own.
+//! Storing published messages, in sequence order; only once stored are they handed
+//! to the broker, in that order, and acknowledged.
 //!
-//! Publishes that arrive together are stored together (group commit): on a single
-//! SQLite node in one write to the journal, moved into `messages` in bulk later;
-//! otherwise in one transaction. Only once stored are they handed to the broker, in
-//! sequence order, and acknowledged. Actix workers never wait on a database lock.
+//! On a single SQLite node the publishing worker numbers its message and appends it
+//! to the journal itself, in turn with the other workers (one short lock around a
+//! `write(2)`; no thread hop). The writer thread moves the journal into `messages`
+//! in bulk and runs deletes. Otherwise (PostgreSQL, cluster mode) publishes go to the
+//! writer thread, which stores those that arrive together in one transaction (group
+//! commit). Actix workers never wait on a database lock.
 
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
@@ -32,6 +35,8 @@ enum Job {
         message: Message,
         reply: oneshot::Sender<ApiResult<Arc<Envelope>>>,
     },
+    /// Move the journal into `messages`.
+    Move,
     Other(Maintenance),
 }
 
@@ -50,6 +55,55 @@ enum Maintenance {
 pub struct Writer {
     jobs: Sender<Job>,
     recent: Recent,
+    /// Set on a single SQLite node, whose workers journal their publishes.
+    ledger: Option<Ledger>,
+}
+
+/// What a single SQLite node's publishers share: the last number handed out and the
+/// journal, taken in turn.
+#[derive(Clone)]
+struct Ledger {
+    shared: Arc<Mutex<Book>>,
+    /// The journal's messages, read without the lock.
+    recent: Recent,
+    broker: Broker,
+}
+
+struct Book {
+    /// This node is the only one storing messages, so it counts their numbers in
+    /// memory, and writes the count to the stored counter before it deletes messages:
+    /// numbers are never handed out twice, even after a restart.
+    last: i64,
+    journal: Journal,
+    /// Whether the writer thread was asked to move the journal and has not finished.
+    moving: bool,
+}
+
+impl Ledger {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Numbers a message, journals it and hands it to the broker, all in turn with
+    /// other publishes; asks `jobs` for a move once enough wait.
+    fn publish(&self, mut message: Message, jobs: &Sender<Job>) -> ApiResult<Arc<Envelope>> {
+        let mut book = self.book();
+        number(std::slice::from_mut(&mut message), book.last + 1);
+        let envelope = Arc::new(Envelope::new(message));
+        if let Err(error) = book.journal.append(std::slice::from_ref(&envelope)) {
+            tracing::error!(%error, "journaling a message failed");
+            return Err(ApiError::DatabaseUnavailable);
+        }
+        book.last += 1;
+        self.broker.deliver(envelope.clone());
+        if !book.moving && book.journal.waiting() >= MOVE_AT {
+            book.moving = true;
+            let _ = jobs.send(Job::Move);
+        }
+        drop(book);
+        METRICS.published(1);
+        Ok(envelope)
+    }
 }
 
 impl Writer {
@@ -73,7 +127,7 @@ impl Writer {
             }
         }
         let recent = Recent::default();
-        let storage = match &backend {
+        let (storage, ledger) = match &backend {
             // One node on SQLite: no one else stores messages.
             Backend::Sqlite(database) if cluster.is_none() => {
                 let last = conn
@@ -81,14 +135,24 @@ impl Writer {
                     .map_err(|e| format!("cannot read the message counter: {e}"))?;
                 let journal = Journal::create(database, recent.clone())
                     .map_err(|e| format!("cannot open the journal of {database}: {e}"))?;
-                Storage::Alone { last, journal }
+                let book = Book {
+                    last,
+                    journal,
+                    moving: false,
+                };
+                let ledger = Ledger {
+                    shared: Arc::new(Mutex::new(book)),
+                    recent: recent.clone(),
+                    broker: broker.clone(),
+                };
+                (Storage::Alone(ledger.clone()), Some(ledger))
             }
             Backend::Sqlite(database) => {
                 journal::remove(database)
                     .map_err(|e| format!("cannot remove the journal of {database}: {e}"))?;
-                Storage::Shared
+                (Storage::Shared, None)
             }
-            Backend::Postgres(_) => Storage::Shared,
+            Backend::Postgres(_) => (Storage::Shared, None),
         };
         let (jobs, rx) = mpsc::channel();
         let fanout = Fanout { broker, cluster };
@@ -97,7 +161,11 @@ impl Writer {
             .name("tidings-writer".into())
             .spawn(move || run(store, rx, fanout))
             .map_err(|e| format!("cannot start writer thread: {e}"))?;
-        Ok(Self { jobs, recent })
+        Ok(Self {
+            jobs,
+            recent,
+            ledger,
+        })
     }
 
     /// Messages stored in the journal and not yet in `messages`, for readers.
@@ -107,6 +175,9 @@ impl Writer {
 
     /// Stores a message; resolves once it is committed and handed to the broker.
     pub async fn publish(&self, message: Message) -> ApiResult<Arc<Envelope>> {
+        if let Some(ledger) = &self.ledger {
+            return ledger.publish(message, &self.jobs);
+        }
         let (reply, done) = oneshot::channel();
         self.send(Job::Publish { message, reply })?;
         done.await.map_err(|_| ApiError::DatabaseUnavailable)?
@@ -171,25 +242,13 @@ impl Link {
 
 /// How the writer numbers and stores messages.
 enum Storage {
-    /// This writer is the only one storing messages. It counts sequence numbers in
-    /// memory (`last`) and writes the count to the stored counter before it deletes
-    /// messages, so numbers are never handed out twice, even after a restart. New
-    /// messages go to the journal and move into `messages` once [`MOVE_AT`] wait.
-    Alone { last: i64, journal: Journal },
+    /// This writer is the only one storing messages: publishers journal them (see
+    /// [`Ledger`]), and it moves the journal into `messages` once [`MOVE_AT`] wait.
+    Alone(Ledger),
     /// Other nodes may store messages too (PostgreSQL, or a database shared in cluster
     /// mode): each batch reserves its numbers from the stored counter, whose row lock
     /// orders every node's commits, and goes straight into `messages`.
     Shared,
-}
-
-impl Storage {
-    /// The last number handed out, where this writer counts them.
-    fn counted(&self) -> Option<i64> {
-        match self {
-            Self::Alone { last, .. } => Some(*last),
-            Self::Shared => None,
-        }
-    }
 }
 
 /// Everything the writer thread owns of the database.
@@ -207,8 +266,8 @@ struct Fanout {
 type Reply = oneshot::Sender<ApiResult<Arc<Envelope>>>;
 type Pending = Vec<(Message, Reply)>;
 
-/// A stored batch, and its rows where other nodes are told of them.
-type Stored = (Vec<Arc<Envelope>>, Option<Vec<MessageRow>>);
+/// A stored batch, and its rows for the other nodes.
+type Stored = (Vec<Arc<Envelope>>, Vec<MessageRow>);
 
 fn run(mut store: Store, jobs: Receiver<Job>, fanout: Fanout) {
     let mut publishes = Vec::with_capacity(MAX_BATCH);
@@ -217,6 +276,10 @@ fn run(mut store: Store, jobs: Receiver<Job>, fanout: Fanout) {
         while let Some(current) = job.take() {
             match current {
                 Job::Publish { message, reply } => publishes.push((message, reply)),
+                Job::Move => {
+                    store.commit(&mut publishes, &fanout);
+                    store.move_journal();
+                }
                 Job::Other(other) => {
                     store.commit(&mut publishes, &fanout);
                     store.maintain(other);
@@ -227,7 +290,6 @@ fn run(mut store: Store, jobs: Receiver<Job>, fanout: Fanout) {
             }
         }
         store.commit(&mut publishes, &fanout);
-        store.move_journal(false);
     }
 }
 
@@ -244,10 +306,10 @@ impl Store {
                 METRICS.published(count as u64);
                 // In cluster mode, messages come back through Redis to be delivered here
                 // too, in the order every node sees; locally only while Redis is away.
-                let through_cluster = match (&fanout.cluster, rows) {
-                    (Some(cluster), Some(rows)) => cluster.announce_messages(rows),
-                    _ => false,
-                };
+                let through_cluster = fanout
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|cluster| cluster.announce_messages(rows));
                 for (envelope, reply) in envelopes.into_iter().zip(replies) {
                     if !through_cluster {
                         fanout.broker.deliver(envelope.clone());
@@ -264,49 +326,59 @@ impl Store {
         }
     }
 
-    /// Numbers a batch and stores it: in the journal, or in one transaction.
+    /// Numbers a batch and stores it in one transaction.
     fn store(&mut self, mut batch: Vec<Message>) -> Result<Stored, String> {
-        let rows = match &mut self.storage {
-            Storage::Alone { last, journal } => {
-                number(&mut batch, *last + 1);
-                let envelopes = encode(batch);
-                journal.append(&envelopes).map_err(|e| e.to_string())?;
-                *last += envelopes.len() as i64;
-                return Ok((envelopes, None));
-            }
-            Storage::Shared => self
-                .conn
-                .with(|conn| {
-                    conn.transaction(|conn| {
-                        let first = messages::reserve_seqs(conn, batch.len() as i64)?;
-                        number(&mut batch, first);
-                        let rows: Vec<MessageRow> = batch.iter().map(MessageRow::from).collect();
-                        messages::insert_batch(conn, &rows)?;
-                        Ok(rows)
-                    })
+        let rows = self
+            .conn
+            .with(|conn| {
+                conn.transaction(|conn| {
+                    let first = messages::reserve_seqs(conn, batch.len() as i64)?;
+                    number(&mut batch, first);
+                    let rows: Vec<MessageRow> = batch.iter().map(MessageRow::from).collect();
+                    messages::insert_batch(conn, &rows)?;
+                    Ok(rows)
                 })
-                .map_err(|e| e.to_string())?,
-        };
-        Ok((encode(batch), Some(rows)))
+            })
+            .map_err(|e| e.to_string())?;
+        Ok((encode(batch), rows))
     }
 
-    /// Moves the journal's messages into `messages` once enough wait, or now when
-    /// `now` is set (after their publishers were answered, so no publish waits for it).
-    fn move_journal(&mut self, now: bool) {
-        let Storage::Alone { journal, .. } = &mut self.storage else {
+    /// Moves the journal's messages into `messages`. Publishes go on meanwhile, to a
+    /// fresh journal file.
+    fn move_journal(&mut self) {
+        let Storage::Alone(ledger) = &self.storage else {
             return;
         };
-        let waiting = journal.recent().len();
-        if waiting == 0 || (!now && waiting < MOVE_AT) {
-            return;
-        }
+        let count = {
+            let mut book = ledger.book();
+            let count = match book.journal.waiting() {
+                0 => Ok(0),
+                _ => book.journal.set_aside(),
+            };
+            match count {
+                Ok(count) if count > 0 => count,
+                Ok(_) => {
+                    book.moving = false;
+                    return;
+                }
+                Err(e) => {
+                    book.moving = false;
+                    tracing::error!(error = %e, "cannot set the journal aside");
+                    return;
+                }
+            }
+        };
+        // Publishes go on meanwhile: they only add to the end.
+        let rows = ledger.recent.rows(count);
         let started = std::time::Instant::now();
-        let rows = journal.recent().rows();
-        match self.conn.with(|conn| messages::move_in(conn, &rows)) {
+        let result = self.conn.with(|conn| messages::move_in(conn, &rows));
+        let mut book = ledger.book();
+        book.moving = false;
+        match result {
             Ok(moved) => {
-                // Should emptying the file fail, the next start skips what is stored.
-                if let Err(e) = journal.clear() {
-                    tracing::error!(error = %e, "cannot empty the journal");
+                // Should removing the file fail, the next start skips what is stored.
+                if let Err(e) = book.journal.moved(count) {
+                    tracing::error!(error = %e, "cannot remove the moved journal");
                 }
                 tracing::debug!(moved, took = ?started.elapsed(), "moved journaled messages");
             }
@@ -316,8 +388,11 @@ impl Store {
 
     /// Runs a delete, after the journal moved in so that it covers every message.
     fn maintain(&mut self, job: Maintenance) {
-        self.move_journal(true);
-        let counted = self.storage.counted();
+        self.move_journal();
+        let counted = match &self.storage {
+            Storage::Alone(ledger) => Some(ledger.book().last),
+            Storage::Shared => None,
+        };
         let mut delete = |work: &dyn Fn(&mut Conn) -> QueryResult<usize>| {
             self.conn.with(|conn| {
                 if let Some(last) = counted {
