@@ -46,12 +46,14 @@ impl Recent {
             Since::Seq(seq) => m.seq > *seq,
             Since::Id(_) => m.seq > known.unwrap_or(0),
         };
-        self.read()
+        // Arcs only under the lock, so publishes never wait for a reader's copies.
+        let found: Vec<Arc<Envelope>> = self
+            .read()
             .iter()
-            .map(|e| &e.message)
-            .filter(|m| topics.contains(&m.topic) && wanted(m))
+            .filter(|e| topics.contains(&e.message.topic) && wanted(&e.message))
             .cloned()
-            .collect()
+            .collect();
+        found.iter().map(|e| e.message.clone()).collect()
     }
 
     /// The sequence number of the message with this id, if it is here.
@@ -72,11 +74,9 @@ impl Recent {
 
     /// The first `count` messages, as rows to move into `messages`.
     pub fn rows(&self, count: usize) -> Vec<MessageRow> {
-        self.read()
-            .iter()
-            .take(count)
-            .map(|e| MessageRow::from(&e.message))
-            .collect()
+        // Arcs only under the lock; the rows are made after it.
+        let first: Vec<Arc<Envelope>> = self.read().iter().take(count).cloned().collect();
+        first.iter().map(|e| MessageRow::from(&e.message)).collect()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Envelope>>> {
