@@ -231,3 +231,84 @@ async fn a_long_run_of_messages_is_replayed_whole_before_and_after_a_restart() {
     assert!(after["id"].as_str() > published[COUNT - 1]["id"].as_str());
     assert_eq!(server.poll("longrun", "since=latest").await, vec![after]);
 }
+
+/// A small file system of its own (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` where this machine does not let the test mount one.
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Self { dir })
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remount the small disk");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[actix_rt::test]
+async fn a_full_disk_refuses_publishes_and_loses_none_it_acknowledged() {
+    if common::services::on_postgres() {
+        return; // the journal belongs to a single SQLite node
+    }
+    let Some(disk) = SmallDisk::mount("3m") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    let url = disk.dir.path().join("tidings.db").display().to_string();
+    let mut server = TestServer::start_on(common::NO_LIMITS, Some(&url));
+    server.register_publisher().await;
+    let body = "x".repeat(4000);
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for n in 0..2000 {
+        let (status, reply) = server
+            .publish_with("full", format!("{n} {body}"), &[])
+            .await;
+        match status {
+            200 => acknowledged.push(reply),
+            _ => {
+                refused = Some((status, reply));
+                break;
+            }
+        }
+    }
+    let (status, reply) = refused.expect("a 3 MiB disk fills before 8 MB of messages");
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(reply["detail"], "Database unavailable");
+    assert!(acknowledged.len() > 100, "{} stored", acknowledged.len());
+    assert!(
+        server.log().contains("journaling a message failed"),
+        "the journal found no room: {}",
+        server.log()
+    );
+
+    // Room again: a restart finds every acknowledged message, and publishing works.
+    server.kill9();
+    disk.resize("64m");
+    server.restart();
+    let polled = server.poll("full", "since=all").await;
+    assert_eq!(common::ids(&polled), common::ids(&acknowledged));
+    server.publish("full", "after").await;
+}

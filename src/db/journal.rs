@@ -4,16 +4,21 @@
 //! its publisher is answered, and kept in memory for readers until the writer moves
 //! them into `messages` in one transaction.
 //!
-//! A write is one `write(2)`: like a SQLite commit with `synchronous = NORMAL`, it
-//! survives a crash or kill of the process once written, with no index to update.
-//! A move first sets the file aside (`<database>-recent.moving`) so that new messages
-//! go on to a fresh one meanwhile, and deletes it once its messages are committed.
+//! The file is mapped into memory, its room reserved on disk ahead (`fallocate`), so a
+//! write is a copy into the page cache with no system call: like a SQLite commit with
+//! `synchronous = NORMAL`, it survives a crash or kill of the process once copied, and
+//! a full disk is found when room is reserved, before anything is acknowledged. What
+//! follows the last line is zeros. A move first sets the file aside
+//! (`<database>-recent.moving`) so that new messages go on to a fresh one meanwhile,
+//! and deletes it once its messages are committed.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use memmap2::MmapMut;
 use serde::Deserialize;
 
 use super::messages::MessageRow;
@@ -28,6 +33,11 @@ pub fn path_of(database: &str) -> String {
 /// Where the journal file waits while its messages move into `messages`.
 fn moving_path_of(database: &str) -> String {
     format!("{database}-recent.moving")
+}
+
+/// Where the fresh journal file is made before it takes the current one's place.
+fn next_path_of(database: &str) -> String {
+    format!("{database}-recent.next")
 }
 
 /// Messages written to the journal and not yet moved, oldest first; shared by the
@@ -88,13 +98,63 @@ impl Recent {
     }
 }
 
+/// Room a fresh journal file starts with; it doubles whenever a write would not fit.
+const FIRST_ROOM: usize = 1 << 20;
+
 /// The open journal file and what it holds.
 pub struct Journal {
     database: String,
-    file: File,
-    /// Bytes written so far: where a failed write is cut back to.
-    len: u64,
+    file: Mapped,
     recent: Recent,
+}
+
+/// A journal file mapped into memory, with room reserved on disk for all of it.
+struct Mapped {
+    file: File,
+    map: MmapMut,
+    /// Bytes written so far; zeros follow.
+    len: usize,
+}
+
+impl Mapped {
+    /// Creates (or empties) the file at `path` with [`FIRST_ROOM`] reserved.
+    fn create(path: &str) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let map = reserve(&file, FIRST_ROOM)?;
+        Ok(Self { file, map, len: 0 })
+    }
+
+    /// Copies `bytes` in after what is written, first making room if needed. Fails
+    /// (writing nothing) only when no room can be reserved.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let end = self.len + bytes.len();
+        if end > self.map.len() {
+            let room = end.next_power_of_two().max(2 * self.map.len());
+            self.map = reserve(&self.file, room)?;
+        }
+        self.map[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Reserves `room` bytes on disk for `file` (zeros where nothing is written yet) and
+/// maps all of it.
+fn reserve(file: &File, room: usize) -> io::Result<MmapMut> {
+    let length = libc::off_t::try_from(room).map_err(|_| io::ErrorKind::FileTooLarge)?;
+    // SAFETY: a plain call on an open descriptor this function borrows.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) } {
+        0 => {}
+        error => return Err(io::Error::from_raw_os_error(error)),
+    }
+    // SAFETY: only this journal writes the file while it is mapped; a start-up reads
+    // it only after the process that wrote it is gone.
+    unsafe { MmapMut::map_mut(file) }
 }
 
 impl Journal {
@@ -105,27 +165,20 @@ impl Journal {
         recent.write().clear();
         Ok(Self {
             database: database.to_string(),
-            file: open(&path_of(database))?,
-            len: 0,
+            file: Mapped::create(&path_of(database))?,
             recent,
         })
     }
 
     /// Writes a numbered batch, then shows it to readers. On failure nothing of the
-    /// batch stays in the file.
+    /// batch is in the file.
     pub fn append(&mut self, batch: &[Arc<Envelope>]) -> io::Result<()> {
         let mut lines = Vec::with_capacity(batch.iter().map(|e| e.json.len() + 1).sum());
         for envelope in batch {
             lines.extend_from_slice(envelope.json.as_bytes());
             lines.push(b'\n');
         }
-        if let Err(e) = self.file.write_all(&lines) {
-            if let Err(cut) = self.file.set_len(self.len) {
-                tracing::error!(error = %cut, "cannot cut back the journal after a failed write");
-            }
-            return Err(e);
-        }
-        self.len += lines.len() as u64;
+        self.file.write(&lines)?;
         self.recent.write().extend(batch.iter().cloned());
         Ok(())
     }
@@ -135,11 +188,22 @@ impl Journal {
     /// its file is still set aside: the current one then stays, and the next start
     /// skips those of its lines already moved.
     pub fn set_aside(&mut self) -> io::Result<usize> {
-        let moving = moving_path_of(&self.database);
+        let (current, moving) = (path_of(&self.database), moving_path_of(&self.database));
         if !std::path::Path::new(&moving).exists() {
-            std::fs::rename(path_of(&self.database), &moving)?;
-            self.file = open(&path_of(&self.database))?;
-            self.len = 0;
+            // The fresh file is made first: should that fail (a full disk), publishes go
+            // on to the current one, which stays where it is.
+            let next = next_path_of(&self.database);
+            let fresh = Mapped::create(&next)?;
+            let swapped = std::fs::rename(&current, &moving).and_then(|()| {
+                std::fs::rename(&next, &current).inspect_err(|_| {
+                    let _ = std::fs::rename(&moving, &current);
+                })
+            });
+            if let Err(e) = swapped {
+                let _ = std::fs::remove_file(&next);
+                return Err(e);
+            }
+            self.file = fresh;
         }
         Ok(self.waiting())
     }
@@ -157,12 +221,6 @@ impl Journal {
     pub fn waiting(&self) -> usize {
         self.recent.len()
     }
-}
-
-fn open(path: &str) -> io::Result<File> {
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
-    file.set_len(0)?;
-    Ok(file)
 }
 
 /// One journal line: a message's contract JSON (its sequence number leads its id).
@@ -200,9 +258,9 @@ impl Line {
 }
 
 /// What an earlier run left in the journal of the database at `database` (the file
-/// set aside for a move too), in sequence order. A line cut short by a crash was
-/// never acknowledged and is skipped; where a number appears twice (a write that
-/// failed and could not be cut back), the later line is the one that was acknowledged.
+/// set aside for a move too), in sequence order. The zeros after the last line are
+/// room never written; a line cut short by a crash was never acknowledged and is
+/// skipped.
 pub fn leftovers(database: &str) -> io::Result<Vec<MessageRow>> {
     let mut rows = BTreeMap::new();
     for path in [moving_path_of(database), path_of(database)] {
@@ -211,7 +269,14 @@ pub fn leftovers(database: &str) -> io::Result<Vec<MessageRow>> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let written = text
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |last| last + 1);
+        for line in text[..written]
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
             match serde_json::from_slice::<Line>(line)
                 .ok()
                 .and_then(Line::into_row)
@@ -228,7 +293,11 @@ pub fn leftovers(database: &str) -> io::Result<Vec<MessageRow>> {
 
 /// Removes the journal of the database at `database`, once what it held is moved.
 pub fn remove(database: &str) -> io::Result<()> {
-    for path in [moving_path_of(database), path_of(database)] {
+    for path in [
+        moving_path_of(database),
+        path_of(database),
+        next_path_of(database),
+    ] {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -256,36 +325,65 @@ mod tests {
         }))
     }
 
+    /// A database path in a fresh temp dir (kept while the dir lives).
+    fn temp_database() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        (dir, db)
+    }
+
     #[test]
     fn written_batches_come_back_in_order_and_cut_lines_are_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
-        let db = db.to_str().unwrap();
+        use std::os::unix::fs::FileExt;
+        let (_dir, db) = temp_database();
+        let db = db.as_str();
         let mut journal = Journal::create(db, Recent::default()).unwrap();
         let first = envelope(1, "a", 10);
         journal
             .append(&[first.clone(), envelope(2, "b", 11)])
             .unwrap();
-        journal.append(&[envelope(3, "a", 12)]).unwrap();
-        // A number written twice: the later line is the acknowledged one.
-        let again = envelope(3, "c", 13);
-        journal.append(std::slice::from_ref(&again)).unwrap();
-        // A crash in the middle of a write leaves half a line.
-        let mut file = OpenOptions::new().append(true).open(path_of(db)).unwrap();
-        file.write_all(br#"{"id":"0000004abcde","ti"#).unwrap();
+        let third = envelope(3, "a", 12);
+        journal.append(std::slice::from_ref(&third)).unwrap();
+        // Zeros follow the last line: the room reserved ahead.
+        let written = journal.file.len as u64;
+        assert_eq!(
+            std::fs::metadata(path_of(db)).unwrap().len(),
+            FIRST_ROOM as u64
+        );
+        // A crash in the middle of a copy leaves half a line before the zeros.
+        let file = OpenOptions::new().write(true).open(path_of(db)).unwrap();
+        file.write_all_at(br#"{"id":"0000004abcde","ti"#, written)
+            .unwrap();
 
         let rows = leftovers(db).unwrap();
         assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
         let messages: Vec<Message> = rows.into_iter().map(Message::from).collect();
         assert_eq!(messages[0], first.message);
-        assert_eq!(messages[2], again.message);
+        assert_eq!(messages[2], third.message);
+    }
+
+    #[test]
+    fn the_file_grows_past_its_first_room() {
+        let (_dir, db) = temp_database();
+        let db = db.as_str();
+        let mut journal = Journal::create(db, Recent::default()).unwrap();
+        let batch: Vec<_> = (1..=12000).map(|seq| envelope(seq, "a", seq)).collect();
+        let bytes: usize = batch.iter().map(|e| e.json.len() + 1).sum();
+        assert!(bytes > FIRST_ROOM);
+        for chunk in batch.chunks(7) {
+            journal.append(chunk).unwrap();
+        }
+        assert_eq!(journal.waiting(), 12000);
+        let room = std::fs::metadata(path_of(db)).unwrap().len();
+        assert!(room >= bytes as u64 && room > FIRST_ROOM as u64);
+        let seqs: Vec<i64> = leftovers(db).unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=12000).collect::<Vec<_>>());
     }
 
     #[test]
     fn readers_see_what_since_asks_for_until_it_is_cleared() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
-        let db = db.to_str().unwrap();
+        let (_dir, db) = temp_database();
+        let db = db.as_str();
         let recent = Recent::default();
         let mut journal = Journal::create(db, recent.clone()).unwrap();
         journal

@@ -69,7 +69,10 @@ impl Backend {
     fn establish(&self) -> Result<Conn, String> {
         let conn = match self {
             Self::Postgres(url) => PgConnection::establish(url).map(Conn::Postgres),
-            Self::Sqlite(path) => SqliteConnection::establish(path).map(Conn::Sqlite),
+            Self::Sqlite(path) => {
+                sqlite_multithreaded();
+                SqliteConnection::establish(path).map(Conn::Sqlite)
+            }
         };
         let mut conn = conn.map_err(|e| e.to_string())?;
         if let Conn::Sqlite(sqlite) = &mut conn {
@@ -79,6 +82,23 @@ impl Backend {
         }
         Ok(conn)
     }
+}
+
+/// Puts SQLite in multi-thread mode before its first connection: a connection is used
+/// by one thread at a time (the writer's, or one checked out of the pool), so SQLite
+/// need not take a lock of its own around every call on it.
+fn sqlite_multithreaded() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called before the first connection of this process; should SQLite
+        // be initialised already, it refuses and keeps its serialized mode, which is
+        // just as safe.
+        let status =
+            unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD) };
+        if status != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(status, "SQLite stays in serialized mode");
+        }
+    });
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
