@@ -117,7 +117,8 @@ struct Mapped {
 }
 
 impl Mapped {
-    /// Creates (or empties) the file at `path` with [`FIRST_ROOM`] reserved.
+    /// Creates (or empties) the file at `path` with [`FIRST_ROOM`] reserved, its
+    /// pages mapped ahead (no page fault on the first write to each).
     fn create(path: &str) -> io::Result<Self> {
         let file = OpenOptions::new()
             .create(true)
@@ -125,7 +126,7 @@ impl Mapped {
             .read(true)
             .write(true)
             .open(path)?;
-        let map = reserve(&file, FIRST_ROOM)?;
+        let map = reserve(&file, FIRST_ROOM, true)?;
         Ok(Self { file, map, len: 0 })
     }
 
@@ -135,7 +136,7 @@ impl Mapped {
         let end = self.len + bytes.len();
         if end > self.map.len() {
             let room = end.next_power_of_two().max(2 * self.map.len());
-            self.map = reserve(&self.file, room)?;
+            self.map = reserve(&self.file, room, false)?;
         }
         self.map[self.len..end].copy_from_slice(bytes);
         self.len = end;
@@ -144,8 +145,8 @@ impl Mapped {
 }
 
 /// Reserves `room` bytes on disk for `file` (zeros where nothing is written yet) and
-/// maps all of it.
-fn reserve(file: &File, room: usize) -> io::Result<MmapMut> {
+/// maps all of it, its pages ahead when `populate`.
+fn reserve(file: &File, room: usize, populate: bool) -> io::Result<MmapMut> {
     let length = libc::off_t::try_from(room).map_err(|_| io::ErrorKind::FileTooLarge)?;
     // SAFETY: a plain call on an open descriptor this function borrows.
     match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) } {
@@ -154,7 +155,20 @@ fn reserve(file: &File, room: usize) -> io::Result<MmapMut> {
     }
     // SAFETY: only this journal writes the file while it is mapped; a start-up reads
     // it only after the process that wrote it is gone.
-    unsafe { MmapMut::map_mut(file) }
+    let mut options = memmap2::MmapOptions::new();
+    if populate {
+        options.populate();
+    }
+    unsafe { options.map_mut(file) }
+}
+
+/// A fresh journal file, made ahead of a move without holding up publishers.
+pub struct Fresh(Mapped);
+
+impl Fresh {
+    pub fn create(database: &str) -> io::Result<Self> {
+        Mapped::create(&next_path_of(database)).map(Self)
+    }
 }
 
 impl Journal {
@@ -183,17 +197,18 @@ impl Journal {
         Ok(())
     }
 
-    /// Starts a move: sets the file aside and opens a fresh one, and returns how many
-    /// messages to move (the first ones of [`Recent`]). Where an earlier move failed,
-    /// its file is still set aside: the current one then stays, and the next start
-    /// skips those of its lines already moved.
-    pub fn set_aside(&mut self) -> io::Result<usize> {
+    /// Starts a move: sets the file aside and puts `fresh` in its place, and returns
+    /// how many messages to move (the first ones of [`Recent`]). Where an earlier move
+    /// failed, its file is still set aside: the current one then stays, and the next
+    /// start skips those of its lines already moved. Should a rename fail, publishes
+    /// go on to the current file, which stays where it is.
+    pub fn set_aside(&mut self, fresh: Fresh) -> io::Result<usize> {
         let (current, moving) = (path_of(&self.database), moving_path_of(&self.database));
-        if !std::path::Path::new(&moving).exists() {
-            // The fresh file is made first: should that fail (a full disk), publishes go
-            // on to the current one, which stays where it is.
-            let next = next_path_of(&self.database);
-            let fresh = Mapped::create(&next)?;
+        let next = next_path_of(&self.database);
+        if std::path::Path::new(&moving).exists() {
+            drop(fresh);
+            let _ = std::fs::remove_file(&next);
+        } else {
             let swapped = std::fs::rename(&current, &moving).and_then(|()| {
                 std::fs::rename(&next, &current).inspect_err(|_| {
                     let _ = std::fs::rename(&moving, &current);
@@ -203,18 +218,15 @@ impl Journal {
                 let _ = std::fs::remove_file(&next);
                 return Err(e);
             }
-            self.file = fresh;
+            self.file = fresh.0;
         }
         Ok(self.waiting())
     }
 
-    /// Ends a move of the first `count` messages, committed to `messages`.
-    pub fn moved(&mut self, count: usize) -> io::Result<()> {
+    /// Ends a move of the first `count` messages, committed to `messages`; the file
+    /// set aside is then [`remove_moved`].
+    pub fn moved(&mut self, count: usize) {
         self.recent.write().drain(..count);
-        match std::fs::remove_file(moving_path_of(&self.database)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
     }
 
     /// How many messages wait to be moved.
@@ -289,6 +301,14 @@ pub fn leftovers(database: &str) -> io::Result<Vec<MessageRow>> {
         }
     }
     Ok(rows.into_values().collect())
+}
+
+/// Removes the file set aside for a move, once its messages are committed.
+pub fn remove_moved(database: &str) -> io::Result<()> {
+    match std::fs::remove_file(moving_path_of(database)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Removes the journal of the database at `database`, once what it held is moved.
@@ -410,7 +430,7 @@ mod tests {
         assert_eq!(recent.rows(2).len(), 2);
 
         // A move sets the file aside; a publish meanwhile goes to a fresh one.
-        assert_eq!(journal.set_aside().unwrap(), 3);
+        assert_eq!(journal.set_aside(Fresh::create(db).unwrap()).unwrap(), 3);
         journal.append(&[envelope(8, "a", 103)]).unwrap();
         let both = |db| {
             leftovers(db)
@@ -420,7 +440,8 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(both(db), [5, 6, 7, 8]);
-        journal.moved(3).unwrap();
+        journal.moved(3);
+        remove_moved(db).unwrap();
         assert_eq!(seqs(&Since::All, None), [8]);
         assert_eq!(both(db), [8]);
         remove(db).unwrap();

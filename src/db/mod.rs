@@ -30,6 +30,9 @@ pub enum Conn {
 pub type Pool = R2d2Pool<Manager>;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+/// Run after [`MIGRATIONS`] on SQLite only: what the portable SQL cannot say (a
+/// 64-bit rowid key is `INTEGER PRIMARY KEY` there, a 32-bit column on PostgreSQL).
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations-sqlite");
 
 /// Settings every SQLite connection gets: wait for locks instead of failing, enforce
 /// keys, a WAL journal whose commits survive a crash of the process, and checkpoints
@@ -190,7 +193,10 @@ fn migrate(conn: &mut Conn) -> Result<(), Box<dyn std::error::Error + Send + Syn
     if let Conn::Postgres(pg) = conn {
         diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(pg)?;
     }
-    let result = conn.run_pending_migrations(MIGRATIONS).map(drop);
+    let mut result = conn.run_pending_migrations(MIGRATIONS).map(drop);
+    if let (Ok(()), Conn::Sqlite(_)) = (&result, &conn) {
+        result = conn.run_pending_migrations(SQLITE_MIGRATIONS).map(drop);
+    }
     if let Conn::Postgres(pg) = conn {
         diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(pg)?;
     }

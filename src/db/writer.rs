@@ -64,6 +64,8 @@ pub struct Writer {
 #[derive(Clone)]
 struct Ledger {
     shared: Arc<Mutex<Book>>,
+    /// The database's path, which names the journal's files.
+    database: Arc<str>,
     /// The journal's messages, read without the lock.
     recent: Recent,
     broker: Broker,
@@ -142,6 +144,7 @@ impl Writer {
                 };
                 let ledger = Ledger {
                     shared: Arc::new(Mutex::new(book)),
+                    database: database.as_str().into(),
                     recent: recent.clone(),
                     broker: broker.clone(),
                 };
@@ -349,35 +352,37 @@ impl Store {
         let Storage::Alone(ledger) = &self.storage else {
             return;
         };
-        let count = {
-            let mut book = ledger.book();
-            let count = match book.journal.waiting() {
-                0 => Ok(0),
-                _ => book.journal.set_aside(),
-            };
-            match count {
-                Ok(count) if count > 0 => count,
-                Ok(_) => {
-                    book.moving = false;
-                    return;
-                }
-                Err(e) => {
-                    book.moving = false;
+        // Only the swap of files holds up publishers: the fresh one is made before.
+        let count = match ledger.recent.is_empty() {
+            true => Ok(0),
+            false => journal::Fresh::create(&ledger.database)
+                .and_then(|fresh| ledger.book().journal.set_aside(fresh)),
+        };
+        let count = match count {
+            Ok(count) if count > 0 => count,
+            other => {
+                if let Err(e) = other {
                     tracing::error!(error = %e, "cannot set the journal aside");
-                    return;
                 }
+                ledger.book().moving = false;
+                return;
             }
         };
         // Publishes go on meanwhile: they only add to the end.
         let rows = ledger.recent.rows(count);
         let started = std::time::Instant::now();
         let result = self.conn.with(|conn| messages::move_in(conn, &rows));
-        let mut book = ledger.book();
-        book.moving = false;
+        {
+            let mut book = ledger.book();
+            book.moving = false;
+            if result.is_ok() {
+                book.journal.moved(count);
+            }
+        }
         match result {
             Ok(moved) => {
                 // Should removing the file fail, the next start skips what is stored.
-                if let Err(e) = book.journal.moved(count) {
+                if let Err(e) = journal::remove_moved(&ledger.database) {
                     tracing::error!(error = %e, "cannot remove the moved journal");
                 }
                 tracing::debug!(moved, took = ?started.elapsed(), "moved journaled messages");
