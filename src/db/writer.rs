@@ -30,6 +30,12 @@ const MAX_BATCH: usize = 512;
 /// Messages in the journal move into `messages` once this many wait.
 const MOVE_AT: usize = 1024;
 
+/// Publishes wait while this many messages wait to move (the writer is behind).
+const BACKLOG_LIMIT: usize = 64 * MOVE_AT;
+
+/// The nice value of a single SQLite node's writer thread (see [`yield_to_publishers`]).
+const MOVER_NICE: libc::c_int = 19;
+
 enum Job {
     Publish {
         message: Message,
@@ -179,6 +185,11 @@ impl Writer {
     /// Stores a message; resolves once it is committed and handed to the broker.
     pub async fn publish(&self, message: Message) -> ApiResult<Arc<Envelope>> {
         if let Some(ledger) = &self.ledger {
+            // The moves run at a low priority; should they fall this far behind (a CPU
+            // busy for long), publishes wait for them, so memory stays bounded.
+            while ledger.recent.len() >= BACKLOG_LIMIT {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
             return ledger.publish(message, &self.jobs);
         }
         let (reply, done) = oneshot::channel();
@@ -273,6 +284,9 @@ type Pending = Vec<(Message, Reply)>;
 type Stored = (Vec<Arc<Envelope>>, Vec<MessageRow>);
 
 fn run(mut store: Store, jobs: Receiver<Job>, fanout: Fanout) {
+    if matches!(store.storage, Storage::Alone(_)) {
+        yield_to_publishers();
+    }
     let mut publishes = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         let mut job = Some(first);
@@ -418,6 +432,20 @@ impl Store {
                 let _ = reply.send(result.map(drop).map_err(ApiError::from));
             }
         }
+    }
+}
+
+/// Lowers the calling thread's priority: where the writer thread only moves the
+/// journal into `messages` (work no publisher waits for), the HTTP workers go first
+/// whenever both want a core, and moves take the time they leave.
+fn yield_to_publishers() {
+    // SAFETY: plain system calls on this thread's own id.
+    let lowered = unsafe {
+        let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, thread, MOVER_NICE)
+    };
+    if lowered != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "writer keeps its priority");
     }
 }
 
