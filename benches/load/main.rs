@@ -48,7 +48,8 @@ options:
   --sub-header 'K: V'    sent with every subscribe (repeatable)
   --topic-prefix P       topics are P0, P1, ... (default t)
   --subscribers N  --topics T  --rate MSG_PER_S (0: flat out)  --publishers P
-  --duration S  --transport sse|ws  --sources K (127.0.0.1..K)
+  --duration S  --transport sse|ws  --sources K (127.0.0.1..K, default 8: rounds in
+                         a row leave closed ports waiting on each address)
   --connect-concurrency C (default 256)  --connect-timeout S (default 60)
   --settle S (default 1)  --drain S (default 5)  --threads W (default 2)
   --server-pid PID       server whose CPU and RSS to read (its children too)
@@ -119,7 +120,7 @@ impl Options {
             publishers: 16,
             duration: 10.0,
             transport: Transport::Sse,
-            sources: 1,
+            sources: 8,
             connect_concurrency: 256,
             connect_timeout: 60.0,
             settle: 1.0,
@@ -138,10 +139,10 @@ impl Options {
                 (o.publishers, o.rate, o.topics, o.subscribers) = (8, 0.0, 100, 100);
             }
             "idle" => {
-                (o.kind, o.subscribers, o.duration, o.sources) = (Kind::Idle, 10_000, 5.0, 8);
+                (o.kind, o.subscribers, o.duration) = (Kind::Idle, 10_000, 5.0);
             }
             "connections" => {
-                (o.kind, o.subscribers, o.topics, o.sources) = (Kind::Connections, 100_000, 100, 8);
+                (o.kind, o.subscribers, o.topics) = (Kind::Connections, 100_000, 100);
                 o.duration = 5.0;
             }
             other => return Err(format!("unknown scenario {other}\n\n{HELP}")),

@@ -130,16 +130,20 @@ impl Mapped {
         Ok(Self { file, map, len: 0 })
     }
 
-    /// Copies `bytes` in after what is written, first making room if needed. Fails
-    /// (writing nothing) only when no room can be reserved.
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let end = self.len + bytes.len();
+    /// Copies `lines` in after what is written, each ending in a newline, first
+    /// making room if needed. Fails (writing nothing) only when no room can be reserved.
+    fn write_lines<'a>(&mut self, lines: impl Iterator<Item = &'a [u8]> + Clone) -> io::Result<()> {
+        let end = self.len + lines.clone().map(|line| line.len() + 1).sum::<usize>();
         if end > self.map.len() {
             let room = end.next_power_of_two().max(2 * self.map.len());
             self.map = reserve(&self.file, room, false)?;
         }
-        self.map[self.len..end].copy_from_slice(bytes);
-        self.len = end;
+        for line in lines {
+            let at = self.len;
+            self.map[at..at + line.len()].copy_from_slice(line);
+            self.map[at + line.len()] = b'\n';
+            self.len = at + line.len() + 1;
+        }
         Ok(())
     }
 }
@@ -187,12 +191,8 @@ impl Journal {
     /// Writes a numbered batch, then shows it to readers. On failure nothing of the
     /// batch is in the file.
     pub fn append(&mut self, batch: &[Arc<Envelope>]) -> io::Result<()> {
-        let mut lines = Vec::with_capacity(batch.iter().map(|e| e.json.len() + 1).sum());
-        for envelope in batch {
-            lines.extend_from_slice(envelope.json.as_bytes());
-            lines.push(b'\n');
-        }
-        self.file.write(&lines)?;
+        self.file
+            .write_lines(batch.iter().map(|e| &e.json.as_bytes()[..]))?;
         self.recent.write().extend(batch.iter().cloned());
         Ok(())
     }
