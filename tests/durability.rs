@@ -312,3 +312,63 @@ async fn a_full_disk_refuses_publishes_and_loses_none_it_acknowledged() {
     assert_eq!(common::ids(&polled), common::ids(&acknowledged));
     server.publish("full", "after").await;
 }
+
+#[actix_rt::test]
+async fn publishes_get_503_once_moves_into_messages_stay_blocked() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    if common::services::on_postgres() {
+        return; // the journal belongs to a single SQLite node
+    }
+    let server = TestServer::broker("").await;
+    server.publish("piled", "creates the topic").await;
+    // Another process holds the database's write lock: every move of the journal into
+    // `messages` waits, then fails, and messages pile up in the journal.
+    let mut blocker = diesel::SqliteConnection::establish(server.database_url()).unwrap();
+    blocker.batch_execute("BEGIN EXCLUSIVE").unwrap();
+
+    let backlog = 64 * 1024;
+    let publishers = 16;
+    let statuses = join_all((0..publishers).map(|p| {
+        let server = &server;
+        async move {
+            let mut codes = Vec::new();
+            for n in 0..(backlog / publishers + 64) {
+                let (status, _) = server.publish_with("piled", format!("{p}-{n}"), &[]).await;
+                codes.push(status);
+                if status != 200 {
+                    break;
+                }
+            }
+            codes
+        }
+    }))
+    .await;
+    let codes: Vec<u16> = statuses.into_iter().flatten().collect();
+    let acknowledged = codes.iter().filter(|&&c| c == 200).count();
+    assert!(
+        codes.iter().all(|&c| c == 200 || c == 503),
+        "only 200s and 503s"
+    );
+    assert!(codes.contains(&503), "a publish is refused at last");
+    // With the first one, the whole backlog was acknowledged before any refusal.
+    assert!(
+        acknowledged + 1 >= backlog,
+        "{acknowledged} acknowledged first"
+    );
+
+    // Once the lock goes, the moves catch up and publishing works again.
+    blocker.batch_execute("ROLLBACK").unwrap();
+    let started = Instant::now();
+    loop {
+        let (status, _) = server.publish_with("piled", "again", &[]).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "publishing resumes"
+        );
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -30,8 +30,10 @@ const MAX_BATCH: usize = 512;
 /// Messages in the journal move into `messages` once this many wait.
 const MOVE_AT: usize = 1024;
 
-/// Publishes wait while this many messages wait to move (the writer is behind).
+/// Publishes wait while this many messages wait to move (the writer is behind)...
 const BACKLOG_LIMIT: usize = 64 * MOVE_AT;
+/// ...for at most this long; then the database counts as unavailable (503).
+const BACKLOG_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The nice value of a single SQLite node's writer thread (see [`yield_to_publishers`]).
 const MOVER_NICE: libc::c_int = 19;
@@ -186,8 +188,14 @@ impl Writer {
     pub async fn publish(&self, message: Message) -> ApiResult<Arc<Envelope>> {
         if let Some(ledger) = &self.ledger {
             // The moves run at a low priority; should they fall this far behind (a CPU
-            // busy for long), publishes wait for them, so memory stays bounded.
+            // busy for long, or moves that fail), publishes wait for them a while, so
+            // memory stays bounded.
+            let waited = std::time::Instant::now();
             while ledger.recent.len() >= BACKLOG_LIMIT {
+                if waited.elapsed() >= BACKLOG_WAIT {
+                    tracing::error!("publishing waits on moves into messages that do not end");
+                    return Err(ApiError::DatabaseUnavailable);
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
             return ledger.publish(message, &self.jobs);
