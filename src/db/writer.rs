@@ -94,6 +94,21 @@ impl Ledger {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The moves run at a low priority; should they fall [`BACKLOG_LIMIT`] behind (a
+    /// CPU busy for long, or moves that fail), publishes wait for them a while, so
+    /// memory stays bounded.
+    async fn wait_for_moves(&self) -> ApiResult<()> {
+        let waited = std::time::Instant::now();
+        while self.recent.len() >= BACKLOG_LIMIT {
+            if waited.elapsed() >= BACKLOG_WAIT {
+                tracing::error!("publishing waits on moves into messages that do not end");
+                return Err(ApiError::DatabaseUnavailable);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+
     /// Numbers a message, journals it and hands it to the broker, all in turn with
     /// other publishes; asks `jobs` for a move once enough wait.
     fn publish(&self, mut message: Message, jobs: &Sender<Job>) -> ApiResult<Arc<Envelope>> {
@@ -187,16 +202,8 @@ impl Writer {
     /// Stores a message; resolves once it is committed and handed to the broker.
     pub async fn publish(&self, message: Message) -> ApiResult<Arc<Envelope>> {
         if let Some(ledger) = &self.ledger {
-            // The moves run at a low priority; should they fall this far behind (a CPU
-            // busy for long, or moves that fail), publishes wait for them a while, so
-            // memory stays bounded.
-            let waited = std::time::Instant::now();
-            while ledger.recent.len() >= BACKLOG_LIMIT {
-                if waited.elapsed() >= BACKLOG_WAIT {
-                    tracing::error!("publishing waits on moves into messages that do not end");
-                    return Err(ApiError::DatabaseUnavailable);
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            if ledger.recent.len() >= BACKLOG_LIMIT {
+                ledger.wait_for_moves().await?;
             }
             return ledger.publish(message, &self.jobs);
         }
