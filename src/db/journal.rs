@@ -103,7 +103,6 @@ const FIRST_ROOM: usize = 1 << 20;
 
 /// The open journal file and what it holds.
 pub struct Journal {
-    database: String,
     file: Mapped,
     recent: Recent,
 }
@@ -157,21 +156,28 @@ fn reserve(file: &File, room: usize, populate: bool) -> io::Result<MmapMut> {
         0 => {}
         error => return Err(io::Error::from_raw_os_error(error)),
     }
-    // SAFETY: only this journal writes the file while it is mapped; a start-up reads
-    // it only after the process that wrote it is gone.
     let mut options = memmap2::MmapOptions::new();
     if populate {
         options.populate();
     }
+    // SAFETY: only this journal writes the file while it is mapped; a start-up reads
+    // it only after the process that wrote it is gone.
     unsafe { options.map_mut(file) }
 }
 
-/// A fresh journal file, made ahead of a move without holding up publishers.
-pub struct Fresh(Mapped);
+/// A fresh journal file for the database at `database`, made ahead of a move without
+/// holding up publishers.
+pub struct Fresh {
+    file: Mapped,
+    database: String,
+}
 
 impl Fresh {
     pub fn create(database: &str) -> io::Result<Self> {
-        Mapped::create(&next_path_of(database)).map(Self)
+        Ok(Self {
+            file: Mapped::create(&next_path_of(database))?,
+            database: database.to_string(),
+        })
     }
 }
 
@@ -182,7 +188,6 @@ impl Journal {
         remove(database)?;
         recent.write().clear();
         Ok(Self {
-            database: database.to_string(),
             file: Mapped::create(&path_of(database))?,
             recent,
         })
@@ -192,7 +197,7 @@ impl Journal {
     /// batch is in the file.
     pub fn append(&mut self, batch: &[Arc<Envelope>]) -> io::Result<()> {
         self.file
-            .write_lines(batch.iter().map(|e| &e.json.as_bytes()[..]))?;
+            .write_lines(batch.iter().map(|e| str::as_bytes(&e.json)))?;
         self.recent.write().extend(batch.iter().cloned());
         Ok(())
     }
@@ -203,10 +208,11 @@ impl Journal {
     /// start skips those of its lines already moved. Should a rename fail, publishes
     /// go on to the current file, which stays where it is.
     pub fn set_aside(&mut self, fresh: Fresh) -> io::Result<usize> {
-        let (current, moving) = (path_of(&self.database), moving_path_of(&self.database));
-        let next = next_path_of(&self.database);
+        let Fresh { file, database } = fresh;
+        let (current, moving) = (path_of(&database), moving_path_of(&database));
+        let next = next_path_of(&database);
         if std::path::Path::new(&moving).exists() {
-            drop(fresh);
+            drop(file);
             let _ = std::fs::remove_file(&next);
         } else {
             let swapped = std::fs::rename(&current, &moving).and_then(|()| {
@@ -218,7 +224,7 @@ impl Journal {
                 let _ = std::fs::remove_file(&next);
                 return Err(e);
             }
-            self.file = fresh.0;
+            self.file = file;
         }
         Ok(self.waiting())
     }
@@ -305,25 +311,26 @@ pub fn leftovers(database: &str) -> io::Result<Vec<MessageRow>> {
 
 /// Removes the file set aside for a move, once its messages are committed.
 pub fn remove_moved(database: &str) -> io::Result<()> {
-    match std::fs::remove_file(moving_path_of(database)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    remove_file(&moving_path_of(database))
 }
 
 /// Removes the journal of the database at `database`, once what it held is moved.
 pub fn remove(database: &str) -> io::Result<()> {
-    for path in [
+    [
         moving_path_of(database),
         path_of(database),
         next_path_of(database),
-    ] {
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
+    ]
+    .iter()
+    .try_for_each(|path| remove_file(path))
+}
+
+/// Removes a file; one that is not there counts as removed.
+fn remove_file(path: &str) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -195,7 +195,7 @@ fn migrate(conn: &mut Conn) -> Result<(), Box<dyn std::error::Error + Send + Syn
         diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(pg)?;
     }
     let mut result = conn.run_pending_migrations(MIGRATIONS).map(drop);
-    if let (Ok(()), Conn::Sqlite(_)) = (&result, &conn) {
+    if result.is_ok() && matches!(conn, Conn::Sqlite(_)) {
         result = conn.run_pending_migrations(SQLITE_MIGRATIONS).map(drop);
     }
     if let Conn::Postgres(pg) = conn {
