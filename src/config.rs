@@ -29,6 +29,8 @@ pub struct Config {
     pub subscriber_queue: usize,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Pins each HTTP worker to a core of its own (when there are enough cores).
+    pub pin_workers: bool,
     pub redis_url: Option<String>,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
@@ -79,6 +81,7 @@ impl Default for Config {
             message_size_limit: 4096,
             subscriber_queue: 1024,
             workers: 0,
+            pin_workers: true,
             redis_url: None,
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),

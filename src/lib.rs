@@ -8,7 +8,7 @@
 //!   connection), the message object and its encodings, `since` and filters.
 //! - [`http`]: routes and thin handlers.
 //! - [`cluster`]: several nodes on one database, fanning out through Redis.
-//! - [`server`]: wires everything together and serves.
+//! - [`server`]: wires everything together and serves; [`cores`]: HTTP workers pinned to cores.
 //! - [`cli`]: the `tidings` command line; [`client`]: its `publish`/`subscribe` client.
 
 pub mod auth;
@@ -17,6 +17,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod cores;
 pub mod db;
 pub mod error;
 pub mod http;

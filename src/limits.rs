@@ -121,7 +121,7 @@ impl Limits {
         };
         if let Some(cluster) = self.cluster.clone() {
             let (id, per_minute) = (account.to_string(), limiter.per_minute);
-            let charged = actix_web::web::block(move || cluster.charge(&id, per_minute)).await;
+            let charged = crate::cores::block(move || cluster.charge(&id, per_minute)).await;
             if let Ok(Some(charged)) = charged {
                 return charged.map(Some);
             }

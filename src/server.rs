@@ -59,7 +59,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let server = http::front::serve(listener, workers, state)
+    let server = http::front::serve(listener, workers, config.pin_workers, state)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("tidings listening on http://{addr}");
     let database = db::Backend::parse(&config.database_url).display();
@@ -102,7 +102,7 @@ fn spawn_auth_upkeep(auth: Auth, pool: Pool, broker: Broker) {
         loop {
             ticks.tick().await;
             let (auth2, pool2) = (auth.clone(), pool.clone());
-            let read = actix_web::web::block(move || {
+            let read = crate::cores::block(move || {
                 let mut conn = pool2.get().ok()?;
                 auth2.usage().flush(&mut conn);
                 db::settings::get(&mut conn, db::settings::AUTH_EPOCH).ok()
@@ -114,7 +114,7 @@ fn spawn_auth_upkeep(auth: Auth, pool: Pool, broker: Broker) {
                     seen = epoch;
                     let (pool, broker) = (pool.clone(), broker.clone());
                     let _ =
-                        actix_web::web::block(move || recheck_subscriptions(&pool, &broker)).await;
+                        crate::cores::block(move || recheck_subscriptions(&pool, &broker)).await;
                 }
             }
         }

@@ -194,7 +194,7 @@ async fn replay(
     let mut last = 0;
     while cursor != Since::None {
         let (history, topics, page_since) = (history.clone(), topics.clone(), cursor.clone());
-        let page = actix_web::web::block(move || history.since(&topics, &page_since, REPLAY_PAGE))
+        let page = crate::cores::block(move || history.since(&topics, &page_since, REPLAY_PAGE))
             .await
             .map_err(|_| ())?
             .map_err(|e| tracing::error!(error = %e, "replay query failed"))?;

@@ -95,10 +95,13 @@ async fn new_signing_key(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let user_id = principal.account()?.id.clone();
-    let (private_pem, public_pem) = web::block(generate_signing_key).await?.map_err(|e| {
-        tracing::error!(error = %e, "RSA key generation failed");
-        ApiError::Internal
-    })?;
+    let (private_pem, public_pem) =
+        crate::cores::block(generate_signing_key)
+            .await?
+            .map_err(|e| {
+                tracing::error!(error = %e, "RSA key generation failed");
+                ApiError::Internal
+            })?;
     let row = SigningKeyRow {
         id: new_id(),
         user_id: user_id.clone(),

@@ -32,6 +32,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::AppState;
 use crate::broker::message::Transport;
+use crate::cores::Cores;
 
 /// How long a new connection may take to send its first request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,20 +44,33 @@ const MAX_HEADERS: usize = 48;
 /// Open connections each worker accepts before it waits for some to close.
 const MAX_CONNECTIONS_PER_WORKER: usize = 1 << 18;
 
-/// Binds the app to `listener` on `workers` threads; resolves when the server stops.
+/// Binds the app to `listener` on `workers` threads, each pinned to a core of its own
+/// when `pin` is set and there are enough; resolves when the server stops.
 pub fn serve(
     listener: TcpListener,
     workers: usize,
+    pin: bool,
     state: web::Data<AppState>,
 ) -> io::Result<Server> {
     let addr = listener.local_addr()?;
+    let cores = pin
+        .then(|| Cores::for_workers(workers))
+        .flatten()
+        .map(std::sync::Arc::new);
     let server = Server::build()
         .workers(workers)
         .max_concurrent_connections(MAX_CONNECTIONS_PER_WORKER)
         .shutdown_timeout(2)
         .listen("tidings", listener, move || {
             let state = state.clone();
-            fn_factory(move || Front::start(state.clone(), addr))
+            let cores = cores.clone();
+            fn_factory(move || {
+                // Runs on the worker's own thread, as it starts.
+                if let Some(cores) = &cores {
+                    cores.pin_this_thread();
+                }
+                Front::start(state.clone(), addr)
+            })
         })?
         .run();
     Ok(server)

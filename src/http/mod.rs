@@ -52,7 +52,7 @@ impl AppState {
     pub fn changed(&self, change: Change) {
         change.apply(&self.auth, &self.broker);
         if let Some(cluster) = self.cluster.clone() {
-            actix_web::rt::spawn(web::block(move || cluster.announce(change)));
+            actix_web::rt::spawn(crate::cores::block(move || cluster.announce(change)));
         }
     }
 
@@ -68,7 +68,7 @@ impl AppState {
         F: FnOnce(&mut crate::db::Conn) -> Result<T, ApiError> + Send + 'static,
     {
         let pool = self.pool.clone();
-        web::block(move || {
+        crate::cores::block(move || {
             let mut conn = pool.get()?;
             work(&mut conn)
         })
