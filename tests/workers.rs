@@ -61,7 +61,11 @@ async fn each_worker_runs_on_a_core_of_its_own() {
     );
     pinned.sort_unstable();
     pinned.dedup();
-    assert_eq!(pinned.len(), cores, "no two workers share a core: {threads:?}");
+    assert_eq!(
+        pinned.len(),
+        cores,
+        "no two workers share a core: {threads:?}"
+    );
     let all = own_cores();
     for (name, cores) in threads.iter().filter(|(name, _)| !is_worker(name)) {
         assert_eq!(cores, &all, "{name} may use every core: {threads:?}");

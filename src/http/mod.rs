@@ -98,7 +98,7 @@ impl actix_web::FromRequest for Principal {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let credentials = Credential::all_from_request(req);
-        let origin = header_text(req, &["Origin"]).ok().flatten();
+        let origin = header_text(req, &[header::ORIGIN]).ok().flatten();
         Box::pin(async move {
             let state = state.ok_or(ApiError::Internal)?;
             let resolved = match credentials {
@@ -206,9 +206,12 @@ pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
 }
 
 /// A request header as text; a value that is not valid text is a 400.
-pub fn header_text(req: &HttpRequest, names: &[&str]) -> Result<Option<String>, ApiError> {
+pub fn header_text(
+    req: &HttpRequest,
+    names: &[header::HeaderName],
+) -> Result<Option<String>, ApiError> {
     for name in names {
-        if let Some(value) = req.headers().get(*name) {
+        if let Some(value) = req.headers().get(name) {
             return String::from_utf8(value.as_bytes().to_vec())
                 .map(Some)
                 .map_err(|_| ApiError::bad_request(format!("Header {name} is not valid UTF-8")));

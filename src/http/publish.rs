@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -16,6 +17,20 @@ use crate::broker::message::{
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Allowance;
 use crate::util::now_unix;
+
+/// Headers a publish may set its fields with (ntfy's names, with and without `X-`).
+const TAGS: [HeaderName; 2] = [
+    HeaderName::from_static("x-tags"),
+    HeaderName::from_static("tags"),
+];
+const TITLE: [HeaderName; 2] = [
+    HeaderName::from_static("x-title"),
+    HeaderName::from_static("title"),
+];
+const PRIORITY: [HeaderName; 2] = [
+    HeaderName::from_static("x-priority"),
+    HeaderName::from_static("priority"),
+];
 
 /// Room for the JSON around the message text in `POST /`.
 const JSON_OVERHEAD: usize = 16 * 1024;
@@ -45,12 +60,12 @@ pub async fn publish(
     let text =
         String::from_utf8(body).map_err(|_| ApiError::bad_request("Message is not valid UTF-8"))?;
     let param = |name: &str| query.get(name).cloned();
-    let tags = header_text(&req, &["X-Tags", "Tags"])?.or_else(|| param("tags"));
+    let tags = header_text(&req, &TAGS)?.or_else(|| param("tags"));
     let draft = Draft {
         topic,
         text,
-        title: header_text(&req, &["X-Title", "Title"])?.or_else(|| param("title")),
-        priority: header_text(&req, &["X-Priority", "Priority"])?.or_else(|| param("priority")),
+        title: header_text(&req, &TITLE)?.or_else(|| param("title")),
+        priority: header_text(&req, &PRIORITY)?.or_else(|| param("priority")),
         tags: match tags {
             Some(t) => parse_tags(&t)?,
             None => Vec::new(),

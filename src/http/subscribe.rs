@@ -19,6 +19,8 @@ use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::util::now_unix;
 
+const LAST_EVENT_ID: header::HeaderName = header::HeaderName::from_static("last-event-id");
+
 /// A stream write carries at most this much of a subscriber's backlog.
 const MAX_WRITE: usize = 64 * 1024;
 const DEFAULT_HISTORY_LIMIT: i64 = 100;
@@ -48,7 +50,7 @@ pub async fn subscribe(
         .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
     let since = match query.get("since") {
         Some(s) => Since::parse(s, now_unix())?,
-        None => match header_text(&req, &["Last-Event-ID"])? {
+        None => match header_text(&req, &[LAST_EVENT_ID])? {
             Some(id) => Since::parse(&id, now_unix())?,
             None if poll => Since::All,
             None => Since::None,
