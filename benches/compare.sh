@@ -8,7 +8,9 @@
 #
 # Settings (environment): ROUNDS (3), DURATION (8 s of publishing per stream
 # scenario), HEAVY_DURATION (15), IDLE (10000 connections), CONNECTIONS (100000 asked;
-# the file limit caps it), SCENARIOS, TARGETS, NO_DOCS=1 (leave docs/ alone).
+# the file limit caps it), SCENARIOS, TARGETS, NO_DOCS=1 (leave docs/ alone),
+# BINARY (another build of the server, to measure a change against), LOAD_OPTIONS
+# (more options for every run of the load generator, e.g. `--rate 15000`).
 # Needs root (or the packages already there) for nginx-light and libnginx-mod-nchan,
 # and `ulimit -n` well above the connection count: each side holds one file per
 # connection (see docs/benchmarks.md).
@@ -112,7 +114,7 @@ registration = "open"
 anonymous_per_minute = 0
 default_tier = "unlimited"
 EOF
-    TIDINGS_LOG=warn target/release/tidings serve --config "$dir/tidings.toml" >"$dir/log" 2>&1 &
+    TIDINGS_LOG=warn "${BINARY:-target/release/tidings}" serve --config "$dir/tidings.toml" >"$dir/log" 2>&1 &
     started "$TIDINGS_PORT" "/{topic}" "/{topic}/sse" "/{topic}/ws"
     local base=http://127.0.0.1:$TIDINGS_PORT
     KEY=$(curl -sf -X POST "$base/auth/register" -H 'Content-Type: application/json' \
@@ -183,7 +185,7 @@ for scenario in $SCENARIOS; do
         for target in $TARGETS; do
             "start_$target"
             # shellcheck disable=SC2046 # the options are words on purpose
-            "$LOAD" "$scenario" $(scenario_options "$scenario") --target "$target" \
+            "$LOAD" "$scenario" $(scenario_options "$scenario") ${LOAD_OPTIONS:-} --target "$target" \
                 --round "$round" --server-pid "$SERVER_PID" --out "$RESULTS" "${URLS[@]}" \
                 --bench || echo "$scenario $target round $round failed" >&2
             stop_server

@@ -1,7 +1,8 @@
 //! One durable publish through the message writer on a temp SQLite database (a single
 //! node: each publish is one line written to the journal, and the writer thread moves
 //! them into `messages` 1024 at a time meanwhile): a publish awaited alone, and 64
-//! concurrent publishes (criterion reports elements/s; per message = time / 64).
+//! concurrent publishes (criterion reports elements/s; per message = time / 64); and
+//! the writer's move of 1024 journaled messages into `messages` in one transaction.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,12 +11,17 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::future::join_all;
 use tidings::broker::message::Message;
 use tidings::broker::Broker;
+use tidings::db::messages::{self, MessageRow};
+use tidings::db::topics::{self, TopicRow};
+use tidings::db::users::{self, UserRow};
 use tidings::db::writer::Writer;
 
 #[path = "support/sample.rs"]
 mod sample;
 
 const GROUP: usize = 64;
+/// Messages the writer moves in one transaction.
+const MOVE: usize = 1024;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -56,5 +62,54 @@ fn durable_publish(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, durable_publish);
+fn moving_the_journal(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = dir.path().join("bench.db").display().to_string();
+    let pool = tidings::db::open(&url).expect("database opens");
+    let mut conn = pool.get().expect("connection");
+    let owner = UserRow {
+        id: "owner".into(),
+        email: "owner@example.com".into(),
+        username: "owner".into(),
+        password_hash: String::new(),
+        tier: "free".into(),
+        client_key: "ck_owner".into(),
+        security_mode: false,
+        created_at: 0,
+    };
+    users::insert(&mut conn, &owner).expect("owner stored");
+    let topic = TopicRow {
+        name: "backups".into(),
+        owner_id: owner.id,
+        visibility: "public".into(),
+        description: None,
+        created_at: 0,
+    };
+    topics::insert(&mut conn, &topic).expect("topic stored");
+
+    let mut seq = 0;
+    let mut group = c.benchmark_group("moving the journal (SQLite)");
+    group.throughput(Throughput::Elements(MOVE as u64));
+    group.bench_function(format!("{MOVE} messages"), |b| {
+        b.iter_custom(|iters| {
+            let mut took = Duration::ZERO;
+            for _ in 0..iters {
+                let rows: Vec<MessageRow> = (0..MOVE)
+                    .map(|_| {
+                        seq += 1;
+                        MessageRow::from(&sample::message(format!("move{seq:012}"), seq))
+                    })
+                    .collect();
+                let start = Instant::now();
+                let moved = messages::move_in(&mut conn, &rows).expect("moved");
+                took += start.elapsed();
+                assert_eq!(moved, MOVE);
+            }
+            took
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, durable_publish, moving_the_journal);
 criterion_main!(benches);
