@@ -1,8 +1,8 @@
 //! One durable publish through the message writer on a temp SQLite database (a single
 //! node: each publish is one line written to the journal, and the writer thread moves
-//! them into `messages` 1024 at a time meanwhile): a publish awaited alone, and 64
+//! them into `messages` 4096 at a time meanwhile): a publish awaited alone, and 64
 //! concurrent publishes (criterion reports elements/s; per message = time / 64); and
-//! the writer's move of 1024 journaled messages into `messages` in one transaction.
+//! the writer's move of 4096 journaled messages into `messages` in one transaction.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ mod sample;
 
 const GROUP: usize = 64;
 /// Messages the writer moves in one transaction.
-const MOVE: usize = 1024;
+const MOVE: usize = 4096;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
