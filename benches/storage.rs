@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::future::join_all;
+use tidings::auth::accounts::{self, NewUser};
 use tidings::broker::message::Message;
 use tidings::broker::Broker;
 use tidings::db::messages::{self, MessageRow};
 use tidings::db::topics::{self, TopicRow};
-use tidings::db::users::{self, UserRow};
 use tidings::db::writer::Writer;
 
 #[path = "support/sample.rs"]
@@ -67,17 +67,16 @@ fn moving_the_journal(c: &mut Criterion) {
     let url = dir.path().join("bench.db").display().to_string();
     let pool = tidings::db::open(&url).expect("database opens");
     let mut conn = pool.get().expect("connection");
-    let owner = UserRow {
-        id: "owner".into(),
-        email: "owner@example.com".into(),
-        username: "owner".into(),
-        password_hash: String::new(),
-        tier: "free".into(),
-        client_key: "ck_owner".into(),
-        security_mode: false,
-        created_at: 0,
-    };
-    users::insert(&mut conn, &owner).expect("owner stored");
+    let owner = accounts::create_user(
+        &mut conn,
+        &NewUser {
+            email: "owner@example.com",
+            username: "owner",
+            password: "owner-password",
+            tier: "free",
+        },
+    )
+    .expect("owner stored");
     let topic = TopicRow {
         name: "backups".into(),
         owner_id: owner.id,
