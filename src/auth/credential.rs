@@ -1,10 +1,21 @@
 //! Finding the credential a request presents, by header or query parameter.
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderName};
 use actix_web::HttpRequest;
 
 use super::secrets::{API_KEY_PREFIX, TOPIC_TOKEN_PREFIX};
 use crate::error::ApiError;
+
+/// The headers a credential comes in (looked up by static name: no allocation).
+pub const X_TOPIC_TOKEN: HeaderName = HeaderName::from_static("x-topic-token");
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub const X_CLIENT_KEY: HeaderName = HeaderName::from_static("x-client-key");
+const X_USER_KEY: HeaderName = HeaderName::from_static("x-user-key");
+const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+
+/// Query parameters that carry a credential (`user_key`, `user_id` only go with
+/// `client_key`).
+const QUERY_CREDENTIALS: [&str; 3] = ["api_key", "token", "client_key"];
 
 /// What a request presents; not yet checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +38,7 @@ impl Credential {
     /// (`?api_key=`, and `?token=` told apart by its prefix). Empty when there is none.
     pub fn all_from_request(req: &HttpRequest) -> Result<Vec<Self>, ApiError> {
         let mut found = Vec::new();
-        let header_value = |name: &str| -> Result<Option<String>, ApiError> {
+        let header_value = |name: &HeaderName| -> Result<Option<String>, ApiError> {
             req.headers()
                 .get(name)
                 .map(|v| {
@@ -37,13 +48,13 @@ impl Credential {
                 })
                 .transpose()
         };
-        if let Some(token) = header_value("x-topic-token")? {
+        if let Some(token) = header_value(&X_TOPIC_TOKEN)? {
             found.push(Self::TopicToken(token));
         }
-        if let Some(key) = header_value("x-api-key")? {
+        if let Some(key) = header_value(&X_API_KEY)? {
             found.push(Self::ApiKey(key));
         }
-        if let Some(auth) = header_value(header::AUTHORIZATION.as_str())? {
+        if let Some(auth) = header_value(&header::AUTHORIZATION)? {
             let token = auth
                 .strip_prefix("Bearer ")
                 .or_else(|| auth.strip_prefix("bearer "))
@@ -64,20 +75,36 @@ impl Credential {
                 _ => {}
             }
         }
-        let client_key = header_value("x-client-key")?.or_else(|| param("client_key"));
+        let client_key = header_value(&X_CLIENT_KEY)?.or_else(|| param("client_key"));
         if let Some(client_key) = client_key {
             found.push(Self::Client {
                 client_key,
-                user_key: header_value("x-user-key")?.or_else(|| param("user_key")),
-                user_id: header_value("x-user-id")?.or_else(|| param("user_id")),
+                user_key: header_value(&X_USER_KEY)?.or_else(|| param("user_key")),
+                user_id: header_value(&X_USER_ID)?.or_else(|| param("user_id")),
             });
         }
         Ok(found)
     }
 
-    /// Whether the request presents any credential at all (valid or not).
+    /// Whether the request presents any credential at all (valid or not): one of the
+    /// credential headers, or one of the credential query parameters. Reads no value.
     pub fn presented(req: &HttpRequest) -> bool {
-        !matches!(Self::all_from_request(req).as_deref(), Ok([]))
+        let headers = req.headers();
+        let in_headers = [
+            &X_TOPIC_TOKEN,
+            &X_API_KEY,
+            &header::AUTHORIZATION,
+            &X_CLIENT_KEY,
+        ]
+        .into_iter()
+        .any(|name| headers.contains_key(name));
+        in_headers || {
+            let query = req.query_string();
+            !query.is_empty()
+                && url_pairs(query)
+                    .iter()
+                    .any(|(name, _)| QUERY_CREDENTIALS.contains(&name.as_str()))
+        }
     }
 
     /// A bearer or `?token=` value: `tk_` is a topic token, `noti_` an API key,
@@ -133,5 +160,33 @@ mod tests {
         assert!(all(req).is_err());
         let req = TestRequest::default().to_http_request();
         assert!(!Credential::presented(&req));
+    }
+
+    #[test]
+    fn presented_is_any_credential_header_or_parameter_valid_or_not() {
+        let presented = |req: TestRequest| Credential::presented(&req.to_http_request());
+        for (name, value) in [
+            ("X-API-Key", "noti_x"),
+            ("x-topic-token", "tk_x"),
+            ("Authorization", "Basic abc"),
+            ("X-Client-Key", "ck_x"),
+        ] {
+            assert!(presented(
+                TestRequest::default().insert_header((name, value))
+            ));
+        }
+        for uri in [
+            "/t?api_key=x",
+            "/t/sse?since=all&token=tk_x",
+            "/t?client_key=c",
+        ] {
+            assert!(presented(TestRequest::with_uri(uri)), "{uri}");
+        }
+        assert!(!presented(TestRequest::with_uri(
+            "/t/sse?since=all&user_key=u"
+        )));
+        assert!(!presented(
+            TestRequest::default().insert_header(("X-User-Key", "u"))
+        ));
     }
 }

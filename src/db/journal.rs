@@ -202,18 +202,18 @@ impl Journal {
         Ok(())
     }
 
-    /// Starts a move: sets the file aside and puts `fresh` in its place, and returns
-    /// how many messages to move (the first ones of [`Recent`]). Where an earlier move
+    /// Starts a move: sets the file aside and puts `fresh` in its place, and says how
+    /// many messages to move (the first ones of [`Recent`]). Where an earlier move
     /// failed, its file is still set aside: the current one then stays, and the next
     /// start skips those of its lines already moved. Should a rename fail, publishes
     /// go on to the current file, which stays where it is.
-    pub fn set_aside(&mut self, fresh: Fresh) -> io::Result<usize> {
+    pub fn set_aside(&mut self, fresh: Fresh) -> io::Result<SetAside> {
         let Fresh { file, database } = fresh;
         let (current, moving) = (path_of(&database), moving_path_of(&database));
         let next = next_path_of(&database);
-        if std::path::Path::new(&moving).exists() {
-            drop(file);
+        let retired = if std::path::Path::new(&moving).exists() {
             let _ = std::fs::remove_file(&next);
+            file
         } else {
             let swapped = std::fs::rename(&current, &moving).and_then(|()| {
                 std::fs::rename(&next, &current).inspect_err(|_| {
@@ -224,21 +224,34 @@ impl Journal {
                 let _ = std::fs::remove_file(&next);
                 return Err(e);
             }
-            self.file = file;
-        }
-        Ok(self.waiting())
+            std::mem::replace(&mut self.file, file)
+        };
+        Ok(SetAside {
+            count: self.waiting(),
+            _retired: retired,
+        })
     }
 
     /// Ends a move of the first `count` messages, committed to `messages`; the file
-    /// set aside is then [`remove_moved`].
-    pub fn moved(&mut self, count: usize) {
-        self.recent.write().drain(..count);
+    /// set aside is then [`remove_moved`]. Returns those messages, for the caller to
+    /// drop once it no longer holds up publishers (freeing thousands takes a while).
+    #[must_use = "drop the moved messages outside the publishers' lock"]
+    pub fn moved(&mut self, count: usize) -> Vec<Arc<Envelope>> {
+        self.recent.write().drain(..count).collect()
     }
 
     /// How many messages wait to be moved.
     pub fn waiting(&self) -> usize {
         self.recent.len()
     }
+}
+
+/// What [`Journal::set_aside`] did: how many messages to move, and the mapping it
+/// let go of, for the caller to drop once it no longer holds up publishers
+/// (unmapping a file takes a while).
+pub struct SetAside {
+    pub count: usize,
+    _retired: Mapped,
 }
 
 /// One journal line: a message's contract JSON (its sequence number leads its id).
@@ -437,7 +450,10 @@ mod tests {
         assert_eq!(recent.rows(2).len(), 2);
 
         // A move sets the file aside; a publish meanwhile goes to a fresh one.
-        assert_eq!(journal.set_aside(Fresh::create(db).unwrap()).unwrap(), 3);
+        assert_eq!(
+            journal.set_aside(Fresh::create(db).unwrap()).unwrap().count,
+            3
+        );
         journal.append(&[envelope(8, "a", 103)]).unwrap();
         let both = |db| {
             leftovers(db)
@@ -447,7 +463,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(both(db), [5, 6, 7, 8]);
-        journal.moved(3);
+        drop(journal.moved(3));
         remove_moved(db).unwrap();
         assert_eq!(seqs(&Since::All, None), [8]);
         assert_eq!(both(db), [8]);

@@ -384,14 +384,16 @@ impl Store {
         let Storage::Alone(ledger) = &self.storage else {
             return;
         };
-        // Only the swap of files holds up publishers: the fresh one is made before.
-        let count = match ledger.recent.is_empty() {
-            true => Ok(0),
+        // Only the swap of files holds up publishers: the fresh one is made before,
+        // and what is let go of (the old mapping, the moved messages) is dropped after.
+        let aside = match ledger.recent.is_empty() {
+            true => Ok(None),
             false => journal::Fresh::create(&ledger.database)
-                .and_then(|fresh| ledger.book().journal.set_aside(fresh)),
+                .and_then(|fresh| ledger.book().journal.set_aside(fresh))
+                .map(Some),
         };
-        let count = match count {
-            Ok(count) if count > 0 => count,
+        let count = match &aside {
+            Ok(Some(aside)) if aside.count > 0 => aside.count,
             other => {
                 if let Err(e) = other {
                     tracing::error!(error = %e, "cannot set the journal aside");
@@ -400,17 +402,20 @@ impl Store {
                 return;
             }
         };
+        drop(aside);
         // Publishes go on meanwhile: they only add to the end.
         let rows = ledger.recent.rows(count);
         let started = std::time::Instant::now();
         let result = self.conn.with(|conn| messages::move_in(conn, &rows));
-        {
+        let moved = {
             let mut book = ledger.book();
             book.moving = false;
-            if result.is_ok() {
-                book.journal.moved(count);
+            match result {
+                Ok(_) => book.journal.moved(count),
+                Err(_) => Vec::new(),
             }
-        }
+        };
+        drop(moved);
         match result {
             Ok(moved) => {
                 // Should removing the file fail, the next start skips what is stored.

@@ -10,6 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 
 use super::AppState;
+use crate::auth::credential::X_CLIENT_KEY;
 use crate::error::ApiError;
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -56,7 +57,7 @@ pub async fn cors(
         };
         return Ok(req.into_response(response));
     }
-    let client_request = client_key.is_some() || req.headers().contains_key("X-Client-Key");
+    let client_request = client_key.is_some() || req.headers().contains_key(X_CLIENT_KEY);
     let response = next.call(req).await?.map_into_boxed_body();
     if client_request || server_allows(&state, &origin) {
         let (req, res) = response.into_parts();
