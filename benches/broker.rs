@@ -12,7 +12,7 @@ use tidings::auth::permissions::Grant;
 use tidings::broker::feed::Feed;
 use tidings::broker::message::{Envelope, Message, Transport};
 use tidings::broker::since::Filter;
-use tidings::broker::topic::{Close, GoLive, Publish, Subscribe};
+use tidings::broker::topic::{Close, GoLive, Subscribe};
 use tidings::broker::{Broker, SessionId};
 
 #[path = "support/sample.rs"]
@@ -50,8 +50,8 @@ fn fanout(c: &mut Criterion) {
     for subscribers in [1usize, 100, 10_000] {
         let left = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(tokio::sync::Notify::new());
-        let topic = system.block_on(async {
-            let broker = Broker::new(Duration::from_secs(3600));
+        let broker = Broker::new(Duration::from_secs(3600));
+        system.block_on(async {
             let topic = broker.topic("backups");
             let session = Sink.start().recipient();
             for _ in 0..subscribers {
@@ -89,7 +89,6 @@ fn fanout(c: &mut Criterion) {
                     .await
                     .unwrap();
             }
-            topic
         });
         group.bench_with_input(
             BenchmarkId::from_parameter(subscribers),
@@ -98,7 +97,7 @@ fn fanout(c: &mut Criterion) {
                 b.iter(|| {
                     system.block_on(async {
                         left.store(n, Ordering::Release);
-                        topic.do_send(Publish(Arc::new(Envelope::new(message(1)))));
+                        broker.deliver(Arc::new(Envelope::new(message(1))));
                         done.notified().await;
                     })
                 })

@@ -16,7 +16,7 @@ use dashmap::DashMap;
 
 use crate::auth::permissions::Revocation;
 use message::Envelope;
-use topic::{CloseAll, Publish, Revoke, Topic, REASON_TOPIC_DELETED};
+use topic::{CloseAll, Flush, Pending, Revoke, Topic, REASON_TOPIC_DELETED};
 
 /// Identifies one subscriber connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,8 +36,31 @@ pub struct Broker {
 }
 
 struct Inner {
-    topics: DashMap<String, Addr<Topic>>,
+    topics: DashMap<String, Live>,
     idle_timeout: Duration,
+}
+
+/// A live topic: its actor, and the stored messages waiting for it to fan them out.
+#[derive(Clone)]
+struct Live {
+    addr: Addr<Topic>,
+    pending: Arc<Pending>,
+}
+
+impl Live {
+    fn start(name: &str, broker: &Broker) -> Self {
+        let pending = Arc::new(Pending::default());
+        let topic = Topic::new(
+            name.to_string(),
+            broker.clone(),
+            broker.inner.idle_timeout,
+            pending.clone(),
+        );
+        Self {
+            addr: topic.start(),
+            pending,
+        }
+    }
 }
 
 impl Broker {
@@ -53,34 +76,36 @@ impl Broker {
     /// The live actor of `name`, started on the calling arbiter if there is none.
     /// Must be called from within an actix system.
     pub fn topic(&self, name: &str) -> Addr<Topic> {
-        if let Some(addr) = self.inner.topics.get(name) {
-            if addr.connected() {
-                return addr.clone();
+        if let Some(live) = self.inner.topics.get(name) {
+            if live.addr.connected() {
+                return live.addr.clone();
             }
         }
         let mut entry = self
             .inner
             .topics
             .entry(name.to_string())
-            .or_insert_with(|| {
-                Topic::new(name.to_string(), self.clone(), self.inner.idle_timeout).start()
-            });
-        if !entry.connected() {
-            *entry = Topic::new(name.to_string(), self.clone(), self.inner.idle_timeout).start();
+            .or_insert_with(|| Live::start(name, self));
+        if !entry.addr.connected() {
+            *entry = Live::start(name, self);
         }
-        entry.clone()
+        entry.addr.clone()
     }
 
     /// The live actor of `name`, if any subscriber is there.
     pub fn live_topic(&self, name: &str) -> Option<Addr<Topic>> {
-        self.inner.topics.get(name).map(|a| a.clone())
+        self.inner.topics.get(name).map(|live| live.addr.clone())
     }
 
     /// Hands a stored message to its topic's subscribers (no-op when nobody listens).
-    /// Callable from any thread.
+    /// Callable from any thread; calls must come in sequence order. Messages that
+    /// arrive while the topic's actor is busy wait for it together, so that each
+    /// subscriber gets them in one go (and its connection writes them at once).
     pub fn deliver(&self, envelope: Arc<Envelope>) {
-        if let Some(addr) = self.inner.topics.get(&envelope.message.topic) {
-            addr.do_send(Publish(envelope));
+        if let Some(live) = self.inner.topics.get(&envelope.message.topic) {
+            if live.pending.push(envelope) {
+                live.addr.do_send(Flush);
+            }
         }
     }
 
@@ -95,7 +120,7 @@ impl Broker {
             }
             None => {
                 for entry in self.inner.topics.iter() {
-                    entry.value().do_send(Revoke(revocation.clone()));
+                    entry.value().addr.do_send(Revoke(revocation.clone()));
                 }
             }
         }
@@ -112,7 +137,9 @@ impl Broker {
 
     /// Called by a topic actor that stops: forget it unless it was already replaced.
     pub(crate) fn forget(&self, name: &str, addr: &Addr<Topic>) {
-        self.inner.topics.remove_if(name, |_, a| a == addr);
+        self.inner
+            .topics
+            .remove_if(name, |_, live| live.addr == *addr);
     }
 
     pub fn live_topics(&self) -> usize {

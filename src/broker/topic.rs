@@ -3,7 +3,7 @@
 //! one of them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -52,10 +52,28 @@ pub struct Unsubscribe {
     pub id: SessionId,
 }
 
-/// A stored message to fan out.
+/// Fan out the stored messages waiting in the topic's [`Pending`].
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Publish(pub Arc<Envelope>);
+pub struct Flush;
+
+/// Stored messages on their way to a topic's actor, oldest first: whoever adds to an
+/// empty queue sends the actor a [`Flush`], which takes them all.
+#[derive(Default)]
+pub struct Pending(Mutex<Vec<Arc<Envelope>>>);
+
+impl Pending {
+    /// Adds a message; returns whether the queue was empty (the actor must be told).
+    pub fn push(&self, envelope: Arc<Envelope>) -> bool {
+        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.push(envelope);
+        queue.len() == 1
+    }
+
+    fn take(&self) -> Vec<Arc<Envelope>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
 
 /// Close the subscriptions whose grant no longer holds.
 #[derive(Message)]
@@ -109,16 +127,23 @@ pub struct Topic {
     idle_timeout: Duration,
     subscribers: HashMap<SessionId, Subscriber>,
     idle_check: Option<SpawnHandle>,
+    pending: Arc<Pending>,
 }
 
 impl Topic {
-    pub fn new(name: String, broker: Broker, idle_timeout: Duration) -> Self {
+    pub fn new(
+        name: String,
+        broker: Broker,
+        idle_timeout: Duration,
+        pending: Arc<Pending>,
+    ) -> Self {
         Self {
             name,
             broker,
             idle_timeout,
             subscribers: HashMap::new(),
             idle_check: None,
+            pending,
         }
     }
 
@@ -203,25 +228,28 @@ impl Handler<Unsubscribe> for Topic {
     }
 }
 
-impl Handler<Publish> for Topic {
+impl Handler<Flush> for Topic {
     type Result = ();
 
-    fn handle(&mut self, Publish(envelope): Publish, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
+        let batch = self.pending.take();
         let mut sent = 0;
         let mut dropped = false;
-        self.subscribers
-            .retain(|_, subscriber| match subscriber.offer(&envelope) {
-                Ok(queued) => {
-                    sent += u64::from(queued);
-                    true
+        // Subscriber by subscriber, so that each gets the whole batch at once.
+        self.subscribers.retain(|_, subscriber| {
+            for envelope in &batch {
+                match subscriber.offer(envelope) {
+                    Ok(queued) => sent += u64::from(queued),
+                    Err(stop) => {
+                        // This one subscriber goes; nobody else waits.
+                        subscriber.stop(stop);
+                        dropped = true;
+                        return false;
+                    }
                 }
-                Err(stop) => {
-                    // This one subscriber goes; nobody else waits.
-                    subscriber.stop(stop);
-                    dropped = true;
-                    false
-                }
-            });
+            }
+            true
+        });
         METRICS.delivered(sent);
         if dropped {
             self.schedule_idle_stop(ctx);
@@ -252,5 +280,100 @@ impl Handler<Revoke> for Topic {
             !revoked
         });
         self.schedule_idle_stop(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::broker::message::{Message, Transport, MESSAGE_EVENT};
+    use crate::broker::since::Filter;
+
+    /// Stands for the sessions: notes every `Close` a subscriber is sent.
+    #[derive(Clone, Default)]
+    struct Closes(Arc<Mutex<Vec<&'static str>>>);
+
+    impl Actor for Closes {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Close> for Closes {
+        type Result = ();
+        fn handle(&mut self, close: Close, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(close.reason);
+        }
+    }
+
+    fn envelope(seq: i64) -> Arc<Envelope> {
+        Arc::new(Envelope::new(Message {
+            id: crate::util::message_id(seq),
+            time: 1,
+            event: MESSAGE_EVENT,
+            topic: "alerts".into(),
+            message: format!("m{seq}"),
+            title: None,
+            priority: 3,
+            tags: Vec::new(),
+            expires: 61,
+            seq,
+        }))
+    }
+
+    #[test]
+    fn the_actor_is_told_only_by_whoever_fills_an_empty_queue() {
+        let pending = Pending::default();
+        assert!(pending.push(envelope(1)));
+        assert!(!pending.push(envelope(2)));
+        let taken: Vec<i64> = pending.take().iter().map(|e| e.seq()).collect();
+        assert_eq!(taken, [1, 2]);
+        assert!(pending.take().is_empty());
+        assert!(pending.push(envelope(3)));
+    }
+
+    #[actix_rt::test]
+    async fn messages_that_wait_together_reach_every_subscriber_in_order() {
+        let broker = Broker::new(Duration::from_secs(60));
+        let topic = broker.topic("alerts");
+        let closes = Closes::default();
+        let sessions = closes.clone().start();
+        let mut queues = Vec::new();
+        for _ in 0..3 {
+            let (out, rx) = mpsc::channel(16);
+            let id = SessionId::next();
+            let subscribe = Subscribe {
+                id,
+                session: sessions.clone().recipient(),
+                feed: Feed::new(out, Transport::Sse, Filter::default()),
+                grant: Grant::Public {
+                    user: None,
+                    key: None,
+                },
+            };
+            topic.send(subscribe).await.unwrap();
+            topic
+                .send(GoLive {
+                    id,
+                    replayed_up_to: 2,
+                })
+                .await
+                .unwrap();
+            queues.push(rx);
+        }
+        // All delivered before the actor runs again: they go out as one batch, minus
+        // what the replay covered.
+        for seq in 1..=6 {
+            broker.deliver(envelope(seq));
+        }
+        for rx in &mut queues {
+            for seq in 3..=6 {
+                assert_eq!(rx.recv().await.unwrap().seq(), seq);
+            }
+            assert!(rx.try_recv().is_err());
+        }
+        broker.deliver(envelope(7));
+        assert_eq!(queues[0].recv().await.unwrap().seq(), 7);
+        assert!(closes.0.lock().unwrap().is_empty());
     }
 }
