@@ -13,9 +13,21 @@ pub const X_CLIENT_KEY: HeaderName = HeaderName::from_static("x-client-key");
 const X_USER_KEY: HeaderName = HeaderName::from_static("x-user-key");
 const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 
-/// Query parameters that carry a credential (`user_key`, `user_id` only go with
-/// `client_key`).
-const QUERY_CREDENTIALS: [&str; 3] = ["api_key", "token", "client_key"];
+/// The headers that carry a credential on their own (`X-User-Key` and `X-User-Id` only
+/// go with a client key).
+const CREDENTIAL_HEADERS: [HeaderName; 4] = [
+    X_TOPIC_TOKEN,
+    X_API_KEY,
+    header::AUTHORIZATION,
+    X_CLIENT_KEY,
+];
+
+/// The query parameters that carry a credential on their own (`user_key` and `user_id`
+/// only go with `client_key`).
+const API_KEY_PARAM: &str = "api_key";
+const TOKEN_PARAM: &str = "token";
+const CLIENT_KEY_PARAM: &str = "client_key";
+const CREDENTIAL_PARAMS: [&str; 3] = [API_KEY_PARAM, TOKEN_PARAM, CLIENT_KEY_PARAM];
 
 /// What a request presents; not yet checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,12 +82,12 @@ impl Credential {
         };
         for (name, value) in &query {
             match name.as_str() {
-                "api_key" => found.push(Self::ApiKey(value.clone())),
-                "token" => found.push(Self::classify(value)),
+                API_KEY_PARAM => found.push(Self::ApiKey(value.clone())),
+                TOKEN_PARAM => found.push(Self::classify(value)),
                 _ => {}
             }
         }
-        let client_key = header_value(&X_CLIENT_KEY)?.or_else(|| param("client_key"));
+        let client_key = header_value(&X_CLIENT_KEY)?.or_else(|| param(CLIENT_KEY_PARAM));
         if let Some(client_key) = client_key {
             found.push(Self::Client {
                 client_key,
@@ -90,21 +102,16 @@ impl Credential {
     /// credential headers, or one of the credential query parameters. Reads no value.
     pub fn presented(req: &HttpRequest) -> bool {
         let headers = req.headers();
-        let in_headers = [
-            &X_TOPIC_TOKEN,
-            &X_API_KEY,
-            &header::AUTHORIZATION,
-            &X_CLIENT_KEY,
-        ]
-        .into_iter()
-        .any(|name| headers.contains_key(name));
-        in_headers || {
-            let query = req.query_string();
-            !query.is_empty()
-                && url_pairs(query)
-                    .iter()
-                    .any(|(name, _)| QUERY_CREDENTIALS.contains(&name.as_str()))
-        }
+        CREDENTIAL_HEADERS
+            .iter()
+            .any(|name| headers.contains_key(name))
+            || {
+                let query = req.query_string();
+                !query.is_empty()
+                    && url_pairs(query)
+                        .iter()
+                        .any(|(name, _)| CREDENTIAL_PARAMS.contains(&name.as_str()))
+            }
     }
 
     /// A bearer or `?token=` value: `tk_` is a topic token, `noti_` an API key,

@@ -57,6 +57,9 @@ pub struct Unsubscribe {
 #[rtype(result = "()")]
 pub struct Flush;
 
+/// The most room (in messages) a topic keeps for its next batch.
+const KEPT_ROOM: usize = 256;
+
 /// Stored messages on their way to a topic's actor, oldest first: whoever adds to an
 /// empty queue sends the actor a [`Flush`], which takes them all.
 #[derive(Default)]
@@ -70,8 +73,14 @@ impl Pending {
         queue.len() == 1
     }
 
-    fn take(&self) -> Vec<Arc<Envelope>> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    /// Takes every waiting message into `batch` (empty), leaving `batch`'s room behind
+    /// for the next ones: a steady flow allocates nothing.
+    fn take_into(&self, batch: &mut Vec<Arc<Envelope>>) {
+        debug_assert!(batch.is_empty());
+        std::mem::swap(
+            &mut *self.0.lock().unwrap_or_else(PoisonError::into_inner),
+            batch,
+        );
     }
 }
 
@@ -128,6 +137,8 @@ pub struct Topic {
     subscribers: HashMap<SessionId, Subscriber>,
     idle_check: Option<SpawnHandle>,
     pending: Arc<Pending>,
+    /// The room [`Pending`] gets back for the next batch.
+    spare: Vec<Arc<Envelope>>,
 }
 
 impl Topic {
@@ -144,6 +155,7 @@ impl Topic {
             subscribers: HashMap::new(),
             idle_check: None,
             pending,
+            spare: Vec::new(),
         }
     }
 
@@ -232,7 +244,8 @@ impl Handler<Flush> for Topic {
     type Result = ();
 
     fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
-        let batch = self.pending.take();
+        let mut batch = std::mem::take(&mut self.spare);
+        self.pending.take_into(&mut batch);
         let mut sent = 0;
         let mut dropped = false;
         // Subscriber by subscriber, so that each gets the whole batch at once.
@@ -250,6 +263,11 @@ impl Handler<Flush> for Topic {
             }
             true
         });
+        batch.clear();
+        // A burst's larger room is let go of, so an idle topic holds little.
+        if batch.capacity() <= KEPT_ROOM {
+            self.spare = batch;
+        }
         METRICS.delivered(sent);
         if dropped {
             self.schedule_idle_stop(ctx);
@@ -326,9 +344,14 @@ mod tests {
         let pending = Pending::default();
         assert!(pending.push(envelope(1)));
         assert!(!pending.push(envelope(2)));
-        let taken: Vec<i64> = pending.take().iter().map(|e| e.seq()).collect();
+        let take = || {
+            let mut batch = Vec::new();
+            pending.take_into(&mut batch);
+            batch
+        };
+        let taken: Vec<i64> = take().iter().map(|e| e.seq()).collect();
         assert_eq!(taken, [1, 2]);
-        assert!(pending.take().is_empty());
+        assert!(take().is_empty());
         assert!(pending.push(envelope(3)));
     }
 

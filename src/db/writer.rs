@@ -384,16 +384,16 @@ impl Store {
         let Storage::Alone(ledger) = &self.storage else {
             return;
         };
-        // Only the swap of files holds up publishers: the fresh one is made before,
-        // and what is let go of (the old mapping, the moved messages) is dropped after.
-        let aside = match ledger.recent.is_empty() {
-            true => Ok(None),
-            false => journal::Fresh::create(&ledger.database)
-                .and_then(|fresh| ledger.book().journal.set_aside(fresh))
-                .map(Some),
-        };
-        let count = match &aside {
-            Ok(Some(aside)) if aside.count > 0 => aside.count,
+        if ledger.recent.is_empty() {
+            ledger.book().moving = false;
+            return;
+        }
+        // Only the swap of files holds up publishers: the fresh one is made before, and
+        // the old mapping set_aside lets go of is dropped after the lock is released.
+        let aside = journal::Fresh::create(&ledger.database)
+            .and_then(|fresh| ledger.book().journal.set_aside(fresh));
+        let count = match aside {
+            Ok(aside) if aside.count > 0 => aside.count,
             other => {
                 if let Err(e) = other {
                     tracing::error!(error = %e, "cannot set the journal aside");
@@ -402,20 +402,16 @@ impl Store {
                 return;
             }
         };
-        drop(aside);
         // Publishes go on meanwhile: they only add to the end.
         let rows = ledger.recent.rows(count);
         let started = std::time::Instant::now();
         let result = self.conn.with(|conn| messages::move_in(conn, &rows));
-        let moved = {
+        // The moved messages are freed after the lock is released, as they are dropped.
+        let _moved = {
             let mut book = ledger.book();
             book.moving = false;
-            match result {
-                Ok(_) => book.journal.moved(count),
-                Err(_) => Vec::new(),
-            }
+            result.is_ok().then(|| book.journal.moved(count))
         };
-        drop(moved);
         match result {
             Ok(moved) => {
                 // Should removing the file fail, the next start skips what is stored.
