@@ -2,8 +2,6 @@
 //! their credentials, logging in, rotating refresh tokens. All blocking; the HTTP
 //! handlers run them off the workers.
 
-use diesel::Connection;
-
 use super::secrets::{
     digest, hash_password, new_id, random_secret, verify_password, API_KEY_PREFIX, SHOWN_PREFIX_LEN,
 };
@@ -66,7 +64,7 @@ pub fn create_user(conn: &mut Conn, new: &NewUser) -> ApiResult<UserRow> {
         security_mode: true,
         created_at: now_unix(),
     };
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         if let Some(reason) = users::taken(conn, &row.email, &row.username)? {
             return Err(ApiError::Conflict(reason.into()));
         }

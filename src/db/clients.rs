@@ -49,7 +49,7 @@ pub fn by_client_key(conn: &mut Conn, client_key: &str) -> QueryResult<Option<Cl
 
 /// Replaces the account's signing key (the old one stops working).
 pub fn replace_signing_key(conn: &mut Conn, key: &SigningKeyRow) -> QueryResult<()> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         diesel::delete(signing_keys::table.filter(signing_keys::user_id.eq(&key.user_id)))
             .execute(conn)?;
         diesel::insert_into(signing_keys::table)
@@ -66,7 +66,7 @@ pub fn set_security_mode(conn: &mut Conn, user_id: &str, on: bool) -> QueryResul
 }
 
 pub fn set_origins(conn: &mut Conn, user_id: &str, origins: &[String]) -> QueryResult<()> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         diesel::delete(allowed_origins::table.filter(allowed_origins::user_id.eq(user_id)))
             .execute(conn)?;
         let rows: Vec<_> = origins

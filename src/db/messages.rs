@@ -94,7 +94,7 @@ pub fn move_in(conn: &mut Conn, rows: &[MessageRow]) -> QueryResult<usize> {
     let Some(last) = rows.iter().map(|r| r.seq).max() else {
         return Ok(0);
     };
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         record_seq(conn, last)?;
         let newest = newest_stored_seq(conn)?;
         let mut names: Vec<&str> = rows.iter().map(|r| r.topic.as_str()).collect();

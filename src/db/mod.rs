@@ -14,7 +14,7 @@ pub mod writer;
 
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ManageConnection, Pool as R2d2Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, QueryResult, RunQueryDsl, SqliteConnection};
@@ -187,6 +187,40 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
+/// Runs `work` in a transaction. Every transaction here writes, so on SQLite it takes
+/// the write lock as it begins (`BEGIN IMMEDIATE`, waiting for it like any lock):
+/// a deferred one that reads first cannot wait for the lock when it comes to write
+/// and another connection has committed since its read; it fails with
+/// `SQLITE_BUSY` at once.
+pub fn transaction<T, E, F>(conn: &mut Conn, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Conn) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    let Conn::Sqlite(sqlite) = conn else {
+        return conn.transaction(work);
+    };
+    // Inside another transaction, this one is a savepoint of it.
+    let outermost = matches!(
+        AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth(),
+        Ok(None)
+    );
+    if !outermost {
+        return conn.transaction(work);
+    }
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match work(conn) {
+        Ok(value) => {
+            <Conn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            <Conn as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
 /// Applies pending migrations. On PostgreSQL, nodes starting together take turns
 /// (a session advisory lock), so only the first one migrates.
 fn migrate(conn: &mut Conn) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -215,6 +249,46 @@ pub fn ignore_duplicate(result: QueryResult<usize>) -> QueryResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transaction_that_reads_first_still_writes_after_another_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let pool = open(&url).unwrap();
+        let mut first = pool.get().unwrap();
+        diesel::sql_query("CREATE TABLE notes (n INTEGER)")
+            .execute(&mut first)
+            .unwrap();
+        let count = |conn: &mut Conn| {
+            #[derive(diesel::QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            diesel::sql_query("SELECT COUNT(*) AS n FROM notes")
+                .get_result::<Count>(conn)
+                .map(|c| c.n)
+        };
+        let other = std::thread::scope(|scope| {
+            let result = transaction(&mut first, |conn| {
+                let before = count(conn)?;
+                // Another connection writes while this one is between its read and its
+                // write; it waits for this transaction.
+                let other = scope.spawn(|| {
+                    let mut second = pool.get().unwrap();
+                    diesel::sql_query("INSERT INTO notes VALUES (2)").execute(&mut second)
+                });
+                std::thread::sleep(Duration::from_millis(200));
+                diesel::sql_query("INSERT INTO notes VALUES (1)").execute(conn)?;
+                Ok::<_, DieselError>((before, other))
+            });
+            let (before, other) = result.expect("the transaction commits");
+            assert_eq!(before, 0);
+            other.join().unwrap()
+        });
+        assert_eq!(other.unwrap(), 1);
+        assert_eq!(count(&mut first).unwrap(), 2);
+    }
 
     #[test]
     fn urls_name_their_backend() {

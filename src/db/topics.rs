@@ -68,7 +68,7 @@ pub fn update(
 
 /// Deletes a topic and its tokens (messages go through the writer).
 pub fn delete(conn: &mut Conn, name: &str) -> QueryResult<usize> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         diesel::delete(topic_tokens::table.filter(topic_tokens::topic.eq(name))).execute(conn)?;
         diesel::delete(topics::table.find(name)).execute(conn)
     })

@@ -60,7 +60,7 @@ pub fn set_tier(conn: &mut Conn, email: &str, tier: &str) -> QueryResult<usize> 
 /// messages of its topics.
 pub fn delete(conn: &mut Conn, email: &str) -> QueryResult<usize> {
     use super::schema::topics;
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         let Some(user) = by_email(conn, email)? else {
             return Ok(0);
         };

@@ -22,7 +22,7 @@ use crate::cluster::Cluster;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::METRICS;
 use diesel::r2d2::R2D2Connection;
-use diesel::{Connection, QueryResult};
+use diesel::QueryResult;
 
 /// At most this many publishes share one transaction.
 const MAX_BATCH: usize = 512;
@@ -366,7 +366,7 @@ impl Store {
         let rows = self
             .conn
             .with(|conn| {
-                conn.transaction(|conn| {
+                super::transaction(conn, |conn| {
                     let first = messages::reserve_seqs(conn, batch.len() as i64)?;
                     number(&mut batch, first);
                     let rows: Vec<MessageRow> = batch.iter().map(MessageRow::from).collect();
