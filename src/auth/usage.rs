@@ -15,14 +15,24 @@ pub struct Usage {
 impl Usage {
     pub fn key_used(&self, id: &str, at: i64) {
         if let Ok(mut keys) = self.keys.lock() {
-            keys.insert(id.to_string(), at);
+            // A key in use is seen again and again: its id is copied only the first time.
+            match keys.get_mut(id) {
+                Some(last) => *last = at,
+                None => {
+                    keys.insert(id.to_string(), at);
+                }
+            }
         }
     }
 
     pub fn token_used(&self, id: &str, at: i64) {
         if let Ok(mut tokens) = self.tokens.lock() {
-            let entry = tokens.entry(id.to_string()).or_insert((at, 0));
-            *entry = (at, entry.1 + 1);
+            match tokens.get_mut(id) {
+                Some(entry) => *entry = (at, entry.1 + 1),
+                None => {
+                    tokens.insert(id.to_string(), (at, 1));
+                }
+            }
         }
     }
 
@@ -48,5 +58,24 @@ impl Usage {
         if let Err(e) = written {
             tracing::warn!(error = %e, "could not record credential usage");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uses_keep_the_latest_time_and_count_token_requests() {
+        let usage = Usage::default();
+        usage.key_used("k1", 10);
+        usage.key_used("k1", 12);
+        usage.token_used("t1", 10);
+        usage.token_used("t1", 11);
+        usage.token_used("t2", 13);
+        assert_eq!(usage.keys.lock().unwrap().get("k1"), Some(&12));
+        let tokens = usage.tokens.lock().unwrap();
+        assert_eq!(tokens.get("t1"), Some(&(11, 2)));
+        assert_eq!(tokens.get("t2"), Some(&(13, 1)));
     }
 }

@@ -164,10 +164,28 @@ pub fn check_topic_name(name: &str) -> Result<(), crate::error::ApiError> {
             "Invalid topic name (use 1-64 letters, digits, '_' or '-')",
         ));
     }
-    if RESERVED_TOPIC_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+    if RESERVED_TOPIC_NAMES
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(name))
+    {
         return Err(crate::error::ApiError::bad_request(format!(
             "Topic name '{name}' is reserved"
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_topic_name;
+
+    #[test]
+    fn reserved_names_are_refused_in_any_case() {
+        for name in ["api", "API", "Admin", "_"] {
+            assert!(check_topic_name(name).is_err(), "{name}");
+        }
+        for name in ["apis", "backups", "my-app", "a_b"] {
+            assert!(check_topic_name(name).is_ok(), "{name}");
+        }
+    }
 }
