@@ -14,26 +14,14 @@ pub struct Usage {
 
 impl Usage {
     pub fn key_used(&self, id: &str, at: i64) {
-        if let Ok(mut keys) = self.keys.lock() {
-            // A key in use is seen again and again: its id is copied only the first time.
-            match keys.get_mut(id) {
-                Some(last) => *last = at,
-                None => {
-                    keys.insert(id.to_string(), at);
-                }
-            }
-        }
+        record(&self.keys, id, at, |last| *last = at);
     }
 
     pub fn token_used(&self, id: &str, at: i64) {
-        if let Ok(mut tokens) = self.tokens.lock() {
-            match tokens.get_mut(id) {
-                Some(entry) => *entry = (at, entry.1 + 1),
-                None => {
-                    tokens.insert(id.to_string(), (at, 1));
-                }
-            }
-        }
+        record(&self.tokens, id, (at, 1), |(last, count)| {
+            *last = at;
+            *count += 1;
+        });
     }
 
     /// Writes what was gathered since the last flush (blocking; call off the workers).
@@ -57,6 +45,19 @@ impl Usage {
         })();
         if let Err(e) = written {
             tracing::warn!(error = %e, "could not record credential usage");
+        }
+    }
+}
+
+/// Updates `id`'s entry, or adds it as `first`. A credential in use is seen again and
+/// again: its id is copied only the first time.
+fn record<V>(map: &Mutex<HashMap<String, V>>, id: &str, first: V, update: impl FnOnce(&mut V)) {
+    if let Ok(mut map) = map.lock() {
+        match map.get_mut(id) {
+            Some(entry) => update(entry),
+            None => {
+                map.insert(id.to_string(), first);
+            }
         }
     }
 }

@@ -41,7 +41,6 @@ struct Inner {
 }
 
 /// A live topic: its actor, and the stored messages waiting for it to fan them out.
-#[derive(Clone)]
 struct Live {
     addr: Addr<Topic>,
     pending: Arc<Pending>,
