@@ -1,6 +1,7 @@
 //! The broker: a registry of live topic actors, each holding its subscribers, and the
 //! session actors that stand for one subscriber connection each.
 
+pub mod draft;
 pub mod feed;
 pub mod message;
 pub mod session;

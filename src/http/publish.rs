@@ -5,15 +5,12 @@ use std::collections::HashMap;
 use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use serde::Deserialize;
 
 use super::{header_text, AppState};
 use crate::auth::permissions::{Action, Visibility};
 use crate::auth::Principal;
 use crate::broker::check_topic_name;
-use crate::broker::message::{
-    check_tags, check_title, parse_priority, parse_tags, Message, DEFAULT_PRIORITY, MESSAGE_EVENT,
-};
+use crate::broker::draft::{Draft, Fields, JSON_OVERHEAD};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Allowance;
 use crate::util::now_unix;
@@ -32,19 +29,6 @@ const PRIORITY: [HeaderName; 2] = [
     HeaderName::from_static("priority"),
 ];
 
-/// Room for the JSON around the message text in `POST /`.
-const JSON_OVERHEAD: usize = 16 * 1024;
-
-/// What a publisher asked for, before it is checked.
-#[derive(Debug, Default)]
-struct Draft {
-    topic: String,
-    text: String,
-    title: Option<String>,
-    priority: Option<String>,
-    tags: Vec<String>,
-}
-
 pub async fn publish(
     principal: Principal,
     req: HttpRequest,
@@ -55,35 +39,31 @@ pub async fn publish(
 ) -> ApiResult<HttpResponse> {
     let topic = topic.into_inner();
     check_topic_name(&topic)?;
-    let limit = state.config.message_size_limit;
-    let body = read_body(body, limit).await?;
-    let text =
-        String::from_utf8(body).map_err(|_| ApiError::bad_request("Message is not valid UTF-8"))?;
-    let param = |name: &str| query.get(name).cloned();
-    let tags = header_text(&req, &TAGS)?.or_else(|| param("tags"));
-    let draft = Draft {
-        topic,
-        text,
-        title: header_text(&req, &TITLE)?.or_else(|| param("title")),
-        priority: header_text(&req, &PRIORITY)?.or_else(|| param("priority")),
-        tags: match tags {
-            Some(t) => parse_tags(&t)?,
-            None => Vec::new(),
-        },
+    let body = read_body(body, state.config.message_size_limit).await?;
+    let (title, priority, tags) = (
+        header_text(&req, &TITLE)?,
+        header_text(&req, &PRIORITY)?,
+        header_text(&req, &TAGS)?,
+    );
+    let query = query.into_inner();
+    let fields = Fields {
+        title: or_param(&title, &query, "title"),
+        priority: or_param(&priority, &query, "priority"),
+        tags: or_param(&tags, &query, "tags"),
     };
+    let draft = Draft::from_text(topic, body, fields)?;
     store(&principal, draft, &state).await
 }
 
-/// `POST /` body (ntfy-compatible).
-#[derive(Debug, Deserialize)]
-pub struct JsonPublish {
-    topic: String,
-    #[serde(default)]
-    message: String,
-    title: Option<String>,
-    priority: Option<serde_json::Value>,
-    #[serde(default)]
-    tags: Vec<String>,
+/// A field's header value, or else its query parameter.
+fn or_param<'a>(
+    header: &'a Option<String>,
+    query: &'a HashMap<String, String>,
+    name: &str,
+) -> Option<&'a str> {
+    header
+        .as_deref()
+        .or_else(|| query.get(name).map(String::as_str))
 }
 
 pub async fn publish_json(
@@ -93,20 +73,7 @@ pub async fn publish_json(
 ) -> ApiResult<HttpResponse> {
     let limit = state.config.message_size_limit;
     let body = read_body(body, limit + JSON_OVERHEAD).await?;
-    let request: JsonPublish = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))?;
-    check_topic_name(&request.topic)?;
-    let draft = Draft {
-        topic: request.topic,
-        text: request.message,
-        title: request.title,
-        priority: request.priority.map(|p| match p {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        }),
-        tags: check_tags(request.tags)?,
-    };
-    store(&principal, draft, &state).await
+    store(&principal, Draft::from_json(&body)?, &state).await
 }
 
 /// Checks a draft, stores it durably and answers with the message object.
@@ -114,7 +81,9 @@ async fn store(principal: &Principal, draft: Draft, state: &AppState) -> ApiResu
     let (_, topic) = state
         .authorize_topic(principal, &draft.topic, Action::Publish)
         .await?;
-    let message = check(draft, state)?;
+    let config = &state.config;
+    let message =
+        draft.into_message(config.message_size_limit, config.cache_duration, now_unix())?;
     let allowance = charge_publish(principal, state).await?;
     if topic.is_none() {
         if !state.config.auto_create_topics {
@@ -153,38 +122,6 @@ async fn charge_publish(principal: &Principal, state: &AppState) -> ApiResult<Op
         .limits
         .charge_publish(&account.id, &account.tier)
         .await
-}
-
-/// Turns a draft into a message, or says what is wrong with it.
-fn check(draft: Draft, state: &AppState) -> ApiResult<Message> {
-    if draft.text.len() > state.config.message_size_limit {
-        return Err(ApiError::TooLarge);
-    }
-    if draft.text.trim().is_empty() {
-        return Err(ApiError::bad_request("Message is empty"));
-    }
-    let title = draft.title.filter(|t| !t.trim().is_empty());
-    if let Some(title) = &title {
-        check_title(title)?;
-    }
-    let priority = match draft.priority.as_deref() {
-        Some(p) => parse_priority(p)?,
-        None => DEFAULT_PRIORITY,
-    };
-    let now = now_unix();
-    Ok(Message {
-        // Both are given by the writer when it stores the message.
-        id: String::new(),
-        time: now,
-        event: MESSAGE_EVENT,
-        topic: draft.topic,
-        message: draft.text,
-        title,
-        priority,
-        tags: draft.tags,
-        expires: now + state.config.cache_duration.as_secs() as i64,
-        seq: 0,
-    })
 }
 
 /// Reads a request body, refusing it as soon as it passes `limit` bytes.
