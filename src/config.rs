@@ -60,6 +60,69 @@ pub struct LimitsConfig {
     pub anonymous_per_minute: u32,
     pub default_tier: String,
     pub tiers: BTreeMap<String, u32>,
+    /// Topics, API keys and topic tokens made per minute by one account; 0 = unlimited.
+    pub creations_per_minute: u32,
+    /// `[limits.quotas.<tier>]`: what an account of that tier may own, over the
+    /// built-in numbers ([`QuotaTable::builtin`]).
+    pub quotas: BTreeMap<String, QuotaTable>,
+}
+
+/// What an account may own at once, counted per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    Topics,
+    ApiKeys,
+    /// Across all of the account's topics.
+    TopicTokens,
+}
+
+impl std::fmt::Display for Quota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Topics => "topics",
+            Self::ApiKeys => "api keys",
+            Self::TopicTokens => "topic tokens",
+        })
+    }
+}
+
+/// One tier's quotas; 0 = unlimited. In a configured table a key left out keeps the
+/// built-in number of that tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaTable {
+    pub topics: Option<u32>,
+    pub api_keys: Option<u32>,
+    pub topic_tokens: Option<u32>,
+    /// Webhooks per account, counted once webhooks exist.
+    pub webhooks: Option<u32>,
+}
+
+impl QuotaTable {
+    /// The built-in quotas of `tier`; a tier not named here starts from `free`'s, so a
+    /// tier added to `[limits.tiers]` is never unlimited by omission.
+    pub fn builtin(tier: &str) -> Self {
+        let (topics, api_keys, topic_tokens, webhooks) = match tier {
+            "unlimited" => (0, 0, 0, 0),
+            "team" => (1000, 100, 2000, 100),
+            "essentials" => (250, 25, 500, 25),
+            _ => (50, 10, 100, 10),
+        };
+        Self {
+            topics: Some(topics),
+            api_keys: Some(api_keys),
+            topic_tokens: Some(topic_tokens),
+            webhooks: Some(webhooks),
+        }
+    }
+
+    fn get(&self, quota: Quota) -> Option<u32> {
+        match quota {
+            Quota::Topics => self.topics,
+            Quota::ApiKeys => self.api_keys,
+            Quota::TopicTokens => self.topic_tokens,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +175,8 @@ impl Default for LimitsConfig {
             anonymous_per_minute: 60,
             default_tier: "free".into(),
             tiers: tiers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            creations_per_minute: 30,
+            quotas: BTreeMap::new(),
         }
     }
 }
@@ -184,6 +249,13 @@ impl Config {
                 self.limits.default_tier
             ));
         }
+        if let Some(tier) =
+            (self.limits.quotas.keys()).find(|t| !self.limits.tiers.contains_key(*t))
+        {
+            return Err(format!(
+                "configuration: limits.quotas.{tier} is not one of limits.tiers"
+            ));
+        }
         if self.message_size_limit == 0 || self.subscriber_queue < 2 {
             return Err(
                 "configuration: message_size_limit must be > 0 and subscriber_queue >= 2".into(),
@@ -198,6 +270,14 @@ impl Config {
     /// Publish quota per minute for a tier; `None` means unlimited (or an unknown tier).
     pub fn tier_limit(&self, tier: &str) -> Option<u32> {
         self.limits.tiers.get(tier).copied().filter(|n| *n > 0)
+    }
+
+    /// How many of `quota` an account on `tier` may own; `None` means unlimited.
+    pub fn quota(&self, tier: &str, quota: Quota) -> Option<u32> {
+        let configured = self.limits.quotas.get(tier).and_then(|t| t.get(quota));
+        configured
+            .or_else(|| QuotaTable::builtin(tier).get(quota))
+            .filter(|n| *n > 0)
     }
 }
 
@@ -268,6 +348,31 @@ mod tests {
         assert_eq!(c.cache_duration, Duration::from_secs(43200));
         assert_eq!(c.tier_limit("free"), Some(10));
         assert_eq!(c.tier_limit("unlimited"), None);
+        assert_eq!(c.limits.creations_per_minute, 30);
+        assert_eq!(c.quota("free", Quota::Topics), Some(50));
+        assert_eq!(c.quota("free", Quota::ApiKeys), Some(10));
+        assert_eq!(c.quota("free", Quota::TopicTokens), Some(100));
+        assert_eq!(QuotaTable::builtin("free").webhooks, Some(10));
+        assert_eq!(c.quota("unlimited", Quota::Topics), None);
+    }
+
+    #[test]
+    fn a_quota_table_overrides_only_the_keys_it_gives() {
+        let c = load(&[
+            ("TIDINGS_LIMITS__QUOTAS__TEAM__TOPICS", "7"),
+            ("TIDINGS_LIMITS__QUOTAS__FREE__API_KEYS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.quota("team", Quota::Topics), Some(7));
+        assert_eq!(c.quota("team", Quota::ApiKeys), Some(100));
+        assert_eq!(c.quota("free", Quota::ApiKeys), None, "0 = unlimited");
+        assert_eq!(c.quota("free", Quota::Topics), Some(50));
+        // A tier without built-in quotas is held to free's.
+        assert_eq!(c.quota("gold", Quota::Topics), Some(50));
+        let err = load(&[("TIDINGS_LIMITS__QUOTAS__GOLD__TOPICS", "1")]).unwrap_err();
+        assert!(err.contains("limits.quotas.gold"), "{err}");
+        let err = load(&[("TIDINGS_LIMITS__QUOTAS__FREE__NOPE", "1")]).unwrap_err();
+        assert!(err.contains("nope"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub enum ApiError {
     /// A 403 with its own fixed text (`Registration is closed`, `Origin not allowed`, …).
     #[error("{0}")]
     ForbiddenBecause(&'static str),
+    /// A 403: the account owns as many of these as its tier allows.
+    #[error("Limit reached: {0}")]
+    LimitReached(crate::config::Quota),
     #[error("{0}")]
     NotFound(String),
     #[error("Method not allowed")]
@@ -67,7 +70,9 @@ impl ResponseError for ApiError {
             | Self::InvalidCredentials
             | Self::TokenExpired
             | Self::IncorrectLogin => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ForbiddenBecause(_) | Self::LimitReached(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -70,6 +70,7 @@ pub struct Allowance {
 pub struct Limits {
     anonymous: Option<PerMinute<IpAddr>>,
     tiers: HashMap<String, PerMinute<String>>,
+    creations: Option<PerMinute<String>>,
     /// In cluster mode publish quotas are charged in Redis, so they hold across nodes.
     cluster: Option<Cluster>,
 }
@@ -84,6 +85,7 @@ impl Limits {
                 .iter()
                 .filter_map(|(tier, n)| Some((tier.clone(), PerMinute::new(*n)?)))
                 .collect(),
+            creations: PerMinute::new(config.limits.creations_per_minute),
             cluster: None,
         }
     }
@@ -106,6 +108,15 @@ impl Limits {
             .get(tier)
             .map(|l| l.check(&account.to_string()))
             .transpose()
+    }
+
+    /// One creation (a topic, an API key or its new secret, a topic token) by
+    /// `account`, on this node.
+    pub fn check_creation(&self, account: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.creations else {
+            return Ok(());
+        };
+        limiter.check(&account.to_string()).map(drop)
     }
 
     /// Forgets keys whose quota is full again.
@@ -133,6 +144,7 @@ impl Limits {
         if let Some(l) = &self.anonymous {
             l.evict();
         }
+        self.creations.iter().for_each(PerMinute::evict);
         self.tiers.values().for_each(PerMinute::evict);
     }
 

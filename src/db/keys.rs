@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::{api_keys, refresh_tokens};
-use super::Conn;
+use super::{page, Conn, Page};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
@@ -31,11 +31,10 @@ pub fn key_by_hash(conn: &mut Conn, hash: &str) -> QueryResult<Option<ApiKeyRow>
         .optional()
 }
 
-pub fn keys_of(conn: &mut Conn, user_id: &str) -> QueryResult<Vec<ApiKeyRow>> {
-    api_keys::table
-        .filter(api_keys::user_id.eq(user_id))
-        .order(api_keys::created_at.asc())
-        .load(conn)
+/// One page of an account's keys, oldest first.
+pub fn keys_of(conn: &mut Conn, user_id: &str, page: &Page) -> QueryResult<Vec<ApiKeyRow>> {
+    let of_user = api_keys::table.filter(api_keys::user_id.eq(user_id));
+    page!(of_user, api_keys::created_at, api_keys::id, page).load(conn)
 }
 
 pub fn key_of(conn: &mut Conn, user_id: &str, id: &str) -> QueryResult<Option<ApiKeyRow>> {

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod journal;
 pub mod keys;
 pub mod messages;
+pub mod quotas;
 pub mod schema;
 pub mod settings;
 pub mod topics;
@@ -186,6 +187,36 @@ macro_rules! on_backend {
     };
 }
 pub(crate) use on_backend;
+
+/// Where one page of a list starts and how long it is. Lists are ordered by
+/// (`created_at`, id), so a page starts after the last row of the one before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The (`created_at`, id) of the last row already seen; `None` for the first page.
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+impl Page {
+    /// The first page's position lies before every row.
+    pub fn position(&self) -> (i64, String) {
+        self.after.clone().unwrap_or((i64::MIN, String::new()))
+    }
+}
+
+/// Limits a query to one [`Page`] of rows ordered by (`$created_at`, `$id`): the rows
+/// after the page's position, and one more than its limit, which tells whether
+/// another page follows.
+macro_rules! page {
+    ($query:expr, $created_at:expr, $id:expr, $page:expr) => {{
+        let (at, id) = $page.position();
+        $query
+            .filter($created_at.gt(at).or($created_at.eq(at).and($id.gt(id))))
+            .order(($created_at.asc(), $id.asc()))
+            .limit($page.limit + 1)
+    }};
+}
+pub(crate) use page;
 
 /// Runs `work` in a transaction. Every transaction here writes, so on SQLite it takes
 /// the write lock as it begins (`BEGIN IMMEDIATE`, waiting for it like any lock):

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::{topic_tokens, topics, users};
-use super::Conn;
+use super::{page, Conn, Page};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = topics)]
@@ -24,10 +24,18 @@ pub fn insert(conn: &mut Conn, topic: &TopicRow) -> QueryResult<usize> {
         .execute(conn)
 }
 
-/// Inserts unless the name is taken; true when this call created it.
+/// Inserts unless the name is taken; true when this call created it. Safe inside a
+/// transaction: a taken name is no error, which on PostgreSQL would abort it.
 pub fn insert_if_absent(conn: &mut Conn, topic: &TopicRow) -> QueryResult<bool> {
-    let n = super::ignore_duplicate(insert(conn, topic))?;
+    let n = super::on_backend!(conn, |c| diesel::insert_into(topics::table)
+        .values(topic)
+        .on_conflict_do_nothing()
+        .execute(c))?;
     Ok(n == 1)
+}
+
+pub fn exists(conn: &mut Conn, name: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(topics::table.find(name))).get_result(conn)
 }
 
 pub fn get(conn: &mut Conn, name: &str) -> QueryResult<Option<TopicRow>> {
@@ -43,11 +51,12 @@ pub fn get_with_owner(conn: &mut Conn, name: &str) -> QueryResult<Option<TopicWi
         .optional()
 }
 
-pub fn owned_by(conn: &mut Conn, owner_id: &str) -> QueryResult<Vec<TopicWithOwner>> {
-    topics::table
+/// One page of an account's topics, oldest first.
+pub fn owned_by(conn: &mut Conn, owner_id: &str, page: &Page) -> QueryResult<Vec<TopicWithOwner>> {
+    let owned = topics::table
         .inner_join(users::table)
-        .filter(topics::owner_id.eq(owner_id))
-        .order(topics::name.asc())
+        .filter(topics::owner_id.eq(owner_id));
+    page!(owned, topics::created_at, topics::name, page)
         .select((TopicRow::as_select(), users::username))
         .load(conn)
 }
@@ -103,11 +112,10 @@ pub fn token_by_hash(conn: &mut Conn, hash: &str) -> QueryResult<Option<TokenRow
         .optional()
 }
 
-pub fn tokens_of(conn: &mut Conn, topic: &str) -> QueryResult<Vec<TokenRow>> {
-    topic_tokens::table
-        .filter(topic_tokens::topic.eq(topic))
-        .order(topic_tokens::created_at.asc())
-        .load(conn)
+/// One page of a topic's tokens, oldest first.
+pub fn tokens_of(conn: &mut Conn, topic: &str, page: &Page) -> QueryResult<Vec<TokenRow>> {
+    let of_topic = topic_tokens::table.filter(topic_tokens::topic.eq(topic));
+    page!(of_topic, topic_tokens::created_at, topic_tokens::id, page).load(conn)
 }
 
 pub fn delete_token(conn: &mut Conn, topic: &str, id: &str) -> QueryResult<usize> {

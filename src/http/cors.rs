@@ -16,7 +16,8 @@ use crate::error::ApiError;
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-API-Key, X-Topic-Token, \
     X-Client-Key, X-User-Key, X-User-Id, X-Title, X-Priority, X-Tags, Last-Event-ID";
-const EXPOSE_HEADERS: &str = "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining";
+const EXPOSE_HEADERS: &str =
+    "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-Next-Cursor, Link";
 
 pub async fn cors(
     req: ServiceRequest,

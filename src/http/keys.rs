@@ -1,12 +1,14 @@
 //! API keys: create, list (prefix only), regenerate, revoke.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
+use super::paging::{self, PageQuery};
 use super::{resource, AppState};
 use crate::auth::accounts::{self, NewApiKey};
 use crate::auth::Principal;
 use crate::cluster::Change;
+use crate::config::Quota;
 use crate::db;
 use crate::db::keys::ApiKeyRow;
 use crate::error::{ApiError, ApiResult};
@@ -92,30 +94,40 @@ async fn create(
     body: web::Json<CreateKey>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let user_id = principal.account()?.id.clone();
+    let user = principal.account()?;
     let body = body.into_inner();
     let expires_at = parse_expiry(body.expires_at.as_deref())?;
     let name = check_name(body.name, "API key")?;
+    let within = state.creation(user, Quota::ApiKeys)?;
     let key = state
-        .db(move |conn| accounts::create_api_key(conn, &user_id, &name, expires_at))
+        .db(move |conn| {
+            within.create(conn, |conn| {
+                accounts::create_api_key(conn, &within.owner_id, &name, expires_at)
+            })
+        })
         .await?;
     Ok(HttpResponse::Created().json(KeyView::created(key)))
 }
 
-async fn list(principal: Principal, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+async fn list(
+    principal: Principal,
+    req: HttpRequest,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let user_id = principal.account()?.id.clone();
+    let page = query.page()?;
+    let wanted = page.clone();
     let auth = state.auth.clone();
     let rows = state
         .db(move |conn| {
             auth.usage().flush(conn);
-            Ok(db::keys::keys_of(conn, &user_id)?)
+            Ok(db::keys::keys_of(conn, &user_id, &wanted)?)
         })
         .await?;
-    let views: Vec<KeyView> = rows
-        .into_iter()
-        .map(|r| KeyView::from_row(r, None))
-        .collect();
-    Ok(HttpResponse::Ok().json(views))
+    let position = |r: &ApiKeyRow| (r.created_at, r.id.clone());
+    let view = |r| KeyView::from_row(r, None);
+    Ok(paging::respond(&req, &page, rows, position, view))
 }
 
 async fn regenerate(
@@ -124,6 +136,8 @@ async fn regenerate(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let user_id = principal.account()?.id.clone();
+    // A new secret is no new key (the quota is unchanged), but it is a creation.
+    state.limits.check_creation(&user_id)?;
     let id = id.into_inner();
     let key_id = id.clone();
     let key = state

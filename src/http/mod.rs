@@ -7,6 +7,7 @@ mod cors;
 pub mod front;
 mod health;
 mod keys;
+mod paging;
 mod publish;
 mod subscribe;
 mod topics;
@@ -23,10 +24,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::credential::Credential;
 use crate::auth::permissions::{authorize, Action, Grant, TopicInfo};
-use crate::auth::{Auth, Principal};
+use crate::auth::{Auth, Principal, UserInfo};
 use crate::broker::Broker;
 use crate::cluster::{Change, Cluster};
-use crate::config::Config;
+use crate::config::{Config, Quota};
+use crate::db::quotas::Within;
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::error::{ApiError, Detail};
@@ -54,6 +56,17 @@ impl AppState {
         if let Some(cluster) = self.cluster.clone() {
             actix_web::rt::spawn(crate::cores::block(move || cluster.announce(change)));
         }
+    }
+
+    /// Leave for `owner` to create one more of `quota`: one creation off its rate (429
+    /// when spent), and the tier's quota that the creation must fit in.
+    pub fn creation(&self, owner: &UserInfo, quota: Quota) -> Result<Within, ApiError> {
+        self.limits.check_creation(&owner.id)?;
+        Ok(Within {
+            owner_id: owner.id.clone(),
+            quota,
+            limit: self.config.quota(&owner.tier, quota),
+        })
     }
 
     /// Where stored messages are read from.

@@ -98,16 +98,11 @@ pub async fn history(
         .authorize_topic(&principal, &topic, Action::Subscribe)
         .await?;
     let since = Since::parse(query.get("since").map_or("all", String::as_str), now_unix())?;
-    let limit = match query.get("limit") {
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_HISTORY_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("Invalid limit (1-{MAX_HISTORY_LIMIT})"))
-            })?,
-        None => DEFAULT_HISTORY_LIMIT,
-    };
+    let limit = super::paging::parse_limit(
+        query.get("limit").map(String::as_str),
+        DEFAULT_HISTORY_LIMIT,
+        MAX_HISTORY_LIMIT,
+    )?;
     let recent = state.writer.recent().clone();
     let messages = state
         .db(move |conn| Ok(db::messages::since(conn, &recent, &[topic], &since, limit)?))

@@ -1,16 +1,18 @@
 //! Topics (create, list, get, change, delete) and their access tokens.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::keys::{check_name, parse_expiry};
+use super::paging::{self, PageQuery};
 use super::{resource, AppState};
 use crate::auth::permissions::{TopicInfo, Visibility};
 use crate::auth::secrets::{digest, new_id, random_secret, TOPIC_TOKEN_PREFIX};
 use crate::auth::{Principal, UserInfo};
 use crate::broker::check_topic_name;
 use crate::cluster::Change;
+use crate::config::Quota;
 use crate::db;
 use crate::db::topics::{TokenRow, TopicRow, TopicWithOwner};
 use crate::error::{ApiError, ApiResult};
@@ -59,8 +61,9 @@ fn parse_visibility(text: &str) -> ApiResult<Visibility> {
 }
 
 impl AppState {
-    /// Creates a topic owned by `owner`. With `if_absent`, an existing topic is not an
-    /// error (auto-creation on first publish); otherwise it is a 409.
+    /// Creates a topic owned by `owner`, within its quota and creation rate. With
+    /// `if_absent`, an existing topic is not an error (auto-creation on first
+    /// publish); otherwise it is a 409.
     pub async fn create_topic(
         &self,
         owner: &UserInfo,
@@ -70,6 +73,7 @@ impl AppState {
         if_absent: bool,
     ) -> ApiResult<TopicWithOwner> {
         check_topic_name(name)?;
+        let within = self.creation(owner, Quota::Topics)?;
         let row = TopicRow {
             name: name.to_string(),
             owner_id: owner.id.clone(),
@@ -79,7 +83,15 @@ impl AppState {
         };
         let stored = row.clone();
         let created = self
-            .db(move |conn| Ok(db::topics::insert_if_absent(conn, &stored)?))
+            .db(move |conn| {
+                // A name already taken is no creation, so it does not count.
+                if db::topics::exists(conn, &stored.name)? {
+                    return Ok(false);
+                }
+                within.create(conn, |conn| {
+                    Ok(db::topics::insert_if_absent(conn, &stored)?)
+                })
+            })
             .await?;
         if !created && !if_absent {
             return Err(ApiError::Conflict("Topic already exists".into()));
@@ -140,13 +152,20 @@ async fn create(
     Ok(HttpResponse::Created().json(topic_view(topic)))
 }
 
-async fn list(principal: Principal, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+async fn list(
+    principal: Principal,
+    req: HttpRequest,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let user_id = principal.account()?.id.clone();
+    let page = query.page()?;
+    let wanted = page.clone();
     let topics = state
-        .db(move |conn| Ok(db::topics::owned_by(conn, &user_id)?))
+        .db(move |conn| Ok(db::topics::owned_by(conn, &user_id, &wanted)?))
         .await?;
-    let views: Vec<_> = topics.into_iter().map(topic_view).collect();
-    Ok(HttpResponse::Ok().json(views))
+    let position = |(t, _): &TopicWithOwner| (t.created_at, t.name.clone());
+    Ok(paging::respond(&req, &page, topics, position, topic_view))
 }
 
 async fn get(
@@ -326,6 +345,7 @@ async fn create_token(
         ));
     }
     let (can_read, can_write) = token_rights(&body)?;
+    let within = state.creation(&user, Quota::TopicTokens)?;
     let body = body.into_inner();
     let secret = random_secret(TOPIC_TOKEN_PREFIX);
     let row = TokenRow {
@@ -343,26 +363,31 @@ async fn create_token(
     };
     let stored = row.clone();
     state
-        .db(move |conn| Ok(db::topics::insert_token(conn, &stored)?))
+        .db(move |conn| within.create(conn, |conn| Ok(db::topics::insert_token(conn, &stored)?)))
         .await?;
     Ok(HttpResponse::Created().json(TokenView::new(row, Some(secret))))
 }
 
 async fn list_tokens(
     principal: Principal,
+    req: HttpRequest,
     topic: web::Path<String>,
+    query: web::Query<PageQuery>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     state.owned_topic(&principal, &topic).await?;
+    let page = query.page()?;
+    let wanted = page.clone();
     let auth = state.auth.clone();
     let rows = state
         .db(move |conn| {
             auth.usage().flush(conn);
-            Ok(db::topics::tokens_of(conn, &topic)?)
+            Ok(db::topics::tokens_of(conn, &topic, &wanted)?)
         })
         .await?;
-    let views: Vec<_> = rows.into_iter().map(|r| TokenView::new(r, None)).collect();
-    Ok(HttpResponse::Ok().json(views))
+    let position = |r: &TokenRow| (r.created_at, r.id.clone());
+    let view = |r| TokenView::new(r, None);
+    Ok(paging::respond(&req, &page, rows, position, view))
 }
 
 async fn revoke_token(

@@ -21,7 +21,8 @@ use serde_json::Value;
 /// How long a server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Configuration that keeps rate limits out of the way of tests about something else.
-pub const NO_LIMITS: &str = "[limits]\ndefault_tier = \"unlimited\"\nanonymous_per_minute = 0\n";
+pub const NO_LIMITS: &str = "[limits]\ndefault_tier = \"unlimited\"\nanonymous_per_minute = 0\n\
+    creations_per_minute = 0\n";
 /// Limit on any one plain HTTP exchange made by the helpers.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Body size accepted by the helpers for non-streaming responses.
@@ -1050,4 +1051,34 @@ impl Subscriber {
         }
         texts
     }
+}
+
+/// Like [`TestServer::request`], keeping the response's headers: `(status, headers,
+/// body as JSON)`, the body `Null` when it is empty.
+pub async fn request_with_headers(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, awc::http::header::HeaderMap, Value) {
+    let method = Method::from_bytes(method.as_bytes()).expect("valid method");
+    let mut req = client().request(method, server.url(path));
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    let mut resp = req
+        .send_body(body)
+        .await
+        .unwrap_or_else(|e| panic!("{path}: request failed: {e}"));
+    let bytes = actix_rt::time::timeout(REQUEST_TIMEOUT, resp.body().limit(BODY_LIMIT))
+        .await
+        .unwrap_or_else(|_| panic!("{path}: response body timed out"))
+        .unwrap_or_else(|e| panic!("{path}: reading response body failed: {e}"));
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        parse_json(&bytes, path)
+    };
+    (resp.status().as_u16(), resp.headers().clone(), json)
 }
