@@ -1,6 +1,8 @@
 //! Queries on accounts.
 
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Text;
 
 use super::schema::users;
 use super::Conn;
@@ -18,28 +20,49 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
-pub fn insert(conn: &mut Conn, user: &UserRow) -> QueryResult<usize> {
-    diesel::insert_into(users::table).values(user).execute(conn)
+diesel::define_sql_function!(fn lower(x: Text) -> Text);
+
+/// Inserts a new account unless its email or username is taken (without regard to
+/// case); then says which one is.
+pub fn insert_new(conn: &mut Conn, user: &UserRow) -> QueryResult<Option<&'static str>> {
+    let inserted = super::transaction(conn, |conn| {
+        if let Some(reason) = taken(conn, &user.email, &user.username)? {
+            return Ok(Some(reason));
+        }
+        diesel::insert_into(users::table)
+            .values(user)
+            .execute(conn)
+            .map(|_| None)
+    });
+    match inserted {
+        // Another connection took one of them between the check and the insert: the
+        // unique indexes on `lower(email)` and `lower(username)` refused it.
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(Some(
+            taken(conn, &user.email, &user.username)?.unwrap_or("Username already taken"),
+        )),
+        other => other,
+    }
 }
 
 pub fn by_id(conn: &mut Conn, id: &str) -> QueryResult<Option<UserRow>> {
     users::table.find(id).first(conn).optional()
 }
 
+/// The account of `email`, compared without regard to case.
 pub fn by_email(conn: &mut Conn, email: &str) -> QueryResult<Option<UserRow>> {
     users::table
-        .filter(users::email.eq(email))
+        .filter(lower(users::email).eq(email.to_lowercase()))
         .first(conn)
         .optional()
 }
 
-/// Which of `email` / `username` is already taken, if any.
-pub fn taken(conn: &mut Conn, email: &str, username: &str) -> QueryResult<Option<&'static str>> {
+/// Which of `email` / `username` is already taken (without regard to case), if any.
+fn taken(conn: &mut Conn, email: &str, username: &str) -> QueryResult<Option<&'static str>> {
     if by_email(conn, email)?.is_some() {
         return Ok(Some("Email already registered"));
     }
     let name_taken = users::table
-        .filter(users::username.eq(username))
+        .filter(lower(users::username).eq(username.to_lowercase()))
         .count()
         .get_result::<i64>(conn)?
         > 0;
