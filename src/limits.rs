@@ -315,4 +315,63 @@ mod tests {
         limits.evict();
         assert_eq!(limits.tracked_keys(), 0);
     }
+
+    #[test]
+    fn a_quota_over_any_period_allows_its_burst_then_says_when_one_comes_back() {
+        let hourly = Limiter::new(5, Duration::from_secs(3600)).unwrap();
+        for i in 0..5 {
+            assert_eq!(hourly.check(&1).unwrap().remaining, 4 - i);
+        }
+        match hourly.check(&1) {
+            Err(ApiError::RateLimited {
+                retry_after_secs,
+                limit: 5,
+                ..
+            }) => assert!((700..=720).contains(&retry_after_secs)),
+            other => panic!("expected 429, got {other:?}"),
+        }
+        assert!(Limiter::<u8>::new(0, MINUTE).is_none());
+    }
+
+    #[test]
+    fn failures_are_charged_first_and_given_back_on_success() {
+        let failures = Failures::new(3, Duration::from_millis(300)).unwrap();
+        // Attempts that succeed give their charge back: no limit for them.
+        for _ in 0..10 {
+            assert_eq!(failures.take("a").unwrap().remaining, 2);
+            failures.give_back("a");
+        }
+        for left in [2, 1, 0] {
+            assert_eq!(failures.take("a").unwrap().remaining, left);
+        }
+        match failures.take("a") {
+            Err(ApiError::RateLimited {
+                retry_after_secs: 1,
+                limit: 3,
+                remaining: 0,
+            }) => {}
+            other => panic!("expected 429, got {other:?}"),
+        }
+        assert!(failures.take("b").is_ok(), "keys are separate");
+        // One attempt comes back every 100 ms, and the rest after the window.
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(failures.take("a").unwrap().remaining, 0);
+        assert!(failures.take("a").is_err());
+        std::thread::sleep(Duration::from_millis(310));
+        failures.evict();
+        assert!(failures.tat.is_empty());
+    }
+
+    #[test]
+    fn login_failures_are_keyed_without_regard_to_case_or_blanks() {
+        let mut config = Config::default();
+        config.limits.login_failures_per_email = 2;
+        let limits = Limits::new(&config);
+        for email in ["Ann@Example.com", " ann@example.COM "] {
+            let attempt = limits.login_attempt(email).unwrap();
+            limits.login_done(attempt, true);
+        }
+        assert!(limits.login_attempt("ann@example.com").is_err());
+        assert!(limits.login_attempt("ben@example.com").is_ok());
+    }
 }
