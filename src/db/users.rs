@@ -118,3 +118,52 @@ pub fn existing_ids(conn: &mut Conn) -> QueryResult<crate::auth::permissions::Ex
             .collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, email: &str, username: &str) -> UserRow {
+        UserRow {
+            id: id.into(),
+            email: email.into(),
+            username: username.into(),
+            password_hash: String::new(),
+            tier: "free".into(),
+            client_key: format!("pk_{id}"),
+            security_mode: true,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_database_refuses_an_email_or_username_taken_in_another_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = super::super::open(&dir.path().join("t.db").display().to_string()).unwrap();
+        let mut conn = pool.get().unwrap();
+        let insert = |conn: &mut Conn, user: &UserRow| {
+            diesel::insert_into(users::table).values(user).execute(conn)
+        };
+        insert(&mut conn, &row("1", "ann@example.com", "ann")).unwrap();
+        for user in [
+            row("2", "ANN@example.com", "ann2"),
+            row("3", "ann2@example.com", "Ann"),
+        ] {
+            assert!(matches!(
+                insert(&mut conn, &user),
+                Err(DieselError::DatabaseError(
+                    DatabaseErrorKind::UniqueViolation,
+                    _
+                ))
+            ));
+        }
+        assert_eq!(
+            insert_new(&mut conn, &row("4", "bob@example.com", "ANN")).unwrap(),
+            Some("Username already taken")
+        );
+        assert_eq!(
+            by_email(&mut conn, "Ann@Example.COM").unwrap().unwrap().id,
+            "1"
+        );
+    }
+}
