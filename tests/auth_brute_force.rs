@@ -119,8 +119,11 @@ async fn register_from(server: &TestServer, ip: &str, headers: &[(&str, &str)], 
     send(server, "POST", "/auth/register", ip, headers, Some(body)).await
 }
 
+/// Headers sent with a request.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 /// Each junk credential form, with the IP it is sent from: header, query, Basic.
-const JUNK: [(&str, &str, &[(&str, &str)]); 3] = [
+const JUNK: [(&str, &str, Headers); 3] = [
     ("10.0.1.1", "/auth/login", &[("X-API-Key", "noti_bogus")]),
     ("10.0.1.2", "/auth/login?api_key=x", &[]),
     ("10.0.1.3", "/auth/login", &[("Authorization", "Basic x")]),
