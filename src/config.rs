@@ -58,6 +58,17 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub anonymous_per_minute: u32,
+    /// Failed logins per email within `login_window` (GCRA: one comes back every
+    /// `login_window / login_failures_per_email`).
+    pub login_failures_per_email: u32,
+    #[serde(deserialize_with = "duration")]
+    pub login_window: Duration,
+    pub login_per_ip_per_minute: u32,
+    /// Registrations per IP within `register_window`.
+    pub register_per_ip: u32,
+    #[serde(deserialize_with = "duration")]
+    pub register_window: Duration,
+    pub refresh_per_ip_per_minute: u32,
     pub default_tier: String,
     pub tiers: BTreeMap<String, u32>,
     /// Topics, API keys and topic tokens made per minute by one account; 0 = unlimited.
@@ -173,6 +184,12 @@ impl Default for LimitsConfig {
         ];
         Self {
             anonymous_per_minute: 60,
+            login_failures_per_email: 10,
+            login_window: Duration::from_secs(15 * 60),
+            login_per_ip_per_minute: 20,
+            register_per_ip: 5,
+            register_window: Duration::from_secs(3600),
+            refresh_per_ip_per_minute: 30,
             default_tier: "free".into(),
             tiers: tiers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             creations_per_minute: 30,
@@ -263,6 +280,11 @@ impl Config {
         }
         if self.keepalive_interval.is_zero() || self.cache_duration.is_zero() {
             return Err("configuration: keepalive_interval and cache_duration must be > 0".into());
+        }
+        if self.limits.login_window.is_zero() || self.limits.register_window.is_zero() {
+            return Err(
+                "configuration: limits.login_window and limits.register_window must be > 0".into(),
+            );
         }
         Ok(())
     }

@@ -1,62 +1,129 @@
-//! Rate limits (governor, GCRA): requests without a credential per client IP, and
-//! publishes per account by tier. Limiter state of idle keys is evicted regularly, so
-//! many distinct IPs or accounts do not grow memory without bound.
+//! Rate limits (GCRA): requests per client IP (without a valid credential, and for
+//! logins, registrations and refreshes), failed logins per email, and publishes per
+//! account by tier. Limiter state of idle keys is evicted regularly, so many distinct
+//! IPs, emails or accounts do not grow memory without bound.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
+use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::cluster::Cluster;
-use crate::config::Config;
+use crate::config::{Config, LimitsConfig};
 use crate::error::ApiError;
 use crate::metrics::METRICS;
 
 type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
-/// A limiter with the number it allows per minute.
-struct PerMinute<K: Hash + Eq + Clone> {
-    per_minute: u32,
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A keyed limiter allowing `limit` per `period`: a burst of the whole quota, refilled
+/// evenly over the period.
+struct Limiter<K: Hash + Eq + Clone> {
+    limit: u32,
     limiter: Keyed<K>,
 }
 
-impl<K: Hash + Eq + Clone> PerMinute<K> {
+impl<K: Hash + Eq + Clone> Limiter<K> {
     /// `None` for 0 (unlimited).
-    fn new(per_minute: u32) -> Option<Self> {
-        let n = NonZeroU32::new(per_minute)?;
+    fn new(limit: u32, period: Duration) -> Option<Self> {
+        let n = NonZeroU32::new(limit)?;
+        let quota = Quota::with_period(period / limit)?.allow_burst(n);
         Some(Self {
-            per_minute,
-            limiter: RateLimiter::keyed(Quota::per_minute(n))
-                .with_middleware::<StateInformationMiddleware>(),
+            limit,
+            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
         })
     }
 
     fn check(&self, key: &K) -> Result<Allowance, ApiError> {
         match self.limiter.check_key(key) {
             Ok(state) => Ok(Allowance {
-                limit: self.per_minute,
+                limit: self.limit,
                 remaining: state.remaining_burst_capacity(),
             }),
-            Err(not_until) => {
-                METRICS.rate_limited();
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                Err(ApiError::RateLimited {
-                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                    limit: self.per_minute,
-                    remaining: 0,
-                })
-            }
+            Err(not_until) => Err(refused(
+                self.limit,
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )),
         }
     }
 
     fn evict(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+    }
+}
+
+/// The 429 for a quota of `limit` that has room again after `wait` (counted).
+fn refused(limit: u32, wait: Duration) -> ApiError {
+    METRICS.rate_limited();
+    ApiError::RateLimited {
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        limit,
+        remaining: 0,
+    }
+}
+
+/// Failed attempts per key (GCRA, as governor does it). An attempt is charged before
+/// it is made and given back when it succeeds: a check made before any answer would
+/// let a burst of concurrent attempts all through, and governor cannot give a charge
+/// back.
+struct Failures {
+    limit: u32,
+    /// One attempt comes back every `interval`.
+    interval: Duration,
+    /// How far ahead of now the theoretical arrival time may be: the rest of the burst.
+    tolerance: Duration,
+    /// Theoretical arrival time per key.
+    tat: DashMap<String, Instant>,
+}
+
+impl Failures {
+    /// `None` for 0 (unlimited).
+    fn new(limit: u32, window: Duration) -> Option<Self> {
+        let interval = window.checked_div(limit)?.max(Duration::from_nanos(1));
+        Some(Self {
+            limit,
+            interval,
+            tolerance: interval * (limit - 1),
+            tat: DashMap::new(),
+        })
+    }
+
+    /// Charges one attempt of `key`, or refuses it while the key is over its quota.
+    fn take(&self, key: &str) -> Result<Allowance, ApiError> {
+        let now = Instant::now();
+        let mut tat = self.tat.entry(key.to_string()).or_insert(now);
+        let ahead = tat.saturating_duration_since(now);
+        if ahead > self.tolerance {
+            return Err(refused(self.limit, ahead - self.tolerance));
+        }
+        *tat = now.max(*tat) + self.interval;
+        let remaining = (self.tolerance - ahead).as_nanos() / self.interval.as_nanos();
+        Ok(Allowance {
+            limit: self.limit,
+            remaining: remaining as u32,
+        })
+    }
+
+    /// Gives back an attempt of `key` that succeeded.
+    fn give_back(&self, key: &str) {
+        if let Some(mut tat) = self.tat.get_mut(key) {
+            *tat = tat.checked_sub(self.interval).unwrap_or(*tat);
+        }
+    }
+
+    fn evict(&self) {
+        let now = Instant::now();
+        self.tat.retain(|_, tat| *tat > now);
+        self.tat.shrink_to_fit();
     }
 }
 
@@ -67,25 +134,63 @@ pub struct Allowance {
     pub remaining: u32,
 }
 
+/// What a per-IP limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerIp {
+    /// Requests without a valid credential, on every path.
+    Anonymous,
+    /// Login attempts, right or wrong.
+    Login,
+    /// Registration attempts.
+    Register,
+    /// Refresh-token exchanges.
+    Refresh,
+}
+
+impl PerIp {
+    const ALL: [PerIp; 4] = [Self::Anonymous, Self::Login, Self::Register, Self::Refresh];
+
+    /// The quota and its period.
+    fn quota(self, limits: &LimitsConfig) -> (u32, Duration) {
+        match self {
+            Self::Anonymous => (limits.anonymous_per_minute, MINUTE),
+            Self::Login => (limits.login_per_ip_per_minute, MINUTE),
+            Self::Register => (limits.register_per_ip, limits.register_window),
+            Self::Refresh => (limits.refresh_per_ip_per_minute, MINUTE),
+        }
+    }
+}
+
+/// A login attempt charged to its email; [`Limits::login_done`] settles it.
+#[must_use]
+pub struct LoginAttempt {
+    email: Option<String>,
+}
+
 pub struct Limits {
-    anonymous: Option<PerMinute<IpAddr>>,
-    tiers: HashMap<String, PerMinute<String>>,
-    creations: Option<PerMinute<String>>,
+    per_ip: [Option<Limiter<IpAddr>>; 4],
+    login_failures: Option<Failures>,
+    tiers: HashMap<String, Limiter<String>>,
+    creations: Option<Limiter<String>>,
     /// In cluster mode publish quotas are charged in Redis, so they hold across nodes.
     cluster: Option<Cluster>,
 }
 
 impl Limits {
     pub fn new(config: &Config) -> Self {
+        let limits = &config.limits;
         Self {
-            anonymous: PerMinute::new(config.limits.anonymous_per_minute),
-            tiers: config
-                .limits
+            per_ip: PerIp::ALL.map(|what| {
+                let (limit, period) = what.quota(limits);
+                Limiter::new(limit, period)
+            }),
+            login_failures: Failures::new(limits.login_failures_per_email, limits.login_window),
+            tiers: limits
                 .tiers
                 .iter()
-                .filter_map(|(tier, n)| Some((tier.clone(), PerMinute::new(*n)?)))
+                .filter_map(|(tier, n)| Some((tier.clone(), Limiter::new(*n, MINUTE)?)))
                 .collect(),
-            creations: PerMinute::new(config.limits.creations_per_minute),
+            creations: Limiter::new(limits.creations_per_minute, MINUTE),
             cluster: None,
         }
     }
@@ -97,9 +202,37 @@ impl Limits {
         self
     }
 
-    /// One request without a credential from `ip`.
+    /// One request of kind `what` from `ip`; `None` when that kind is unlimited.
+    pub fn check_ip(&self, what: PerIp, ip: IpAddr) -> Result<Option<Allowance>, ApiError> {
+        self.per_ip[what as usize]
+            .as_ref()
+            .map(|l| l.check(&ip))
+            .transpose()
+    }
+
+    /// One request without a valid credential from `ip`.
     pub fn check_anonymous(&self, ip: IpAddr) -> Result<Option<Allowance>, ApiError> {
-        self.anonymous.as_ref().map(|l| l.check(&ip)).transpose()
+        self.check_ip(PerIp::Anonymous, ip)
+    }
+
+    /// Charges a login attempt for `email` to the email's failed-login quota (keyed
+    /// without regard to case or surrounding blanks); refused while that email is
+    /// over its quota, whatever the password.
+    pub fn login_attempt(&self, email: &str) -> Result<LoginAttempt, ApiError> {
+        let Some(failures) = &self.login_failures else {
+            return Ok(LoginAttempt { email: None });
+        };
+        let email = email.trim().to_lowercase();
+        failures.take(&email)?;
+        Ok(LoginAttempt { email: Some(email) })
+    }
+
+    /// Settles a login attempt: only a failed one stays charged.
+    pub fn login_done(&self, attempt: LoginAttempt, failed: bool) {
+        if let (Some(failures), Some(email), false) = (&self.login_failures, attempt.email, failed)
+        {
+            failures.give_back(&email);
+        }
     }
 
     /// One publish charged to `account` on `tier`; `None` when the tier is unlimited.
@@ -119,7 +252,6 @@ impl Limits {
         limiter.check(&account.to_string()).map(drop)
     }
 
-    /// Forgets keys whose quota is full again.
     /// Charges one publish of `account` on `tier`: across the cluster when there is
     /// one and Redis answers, else on this node. `None` for an unlimited tier.
     pub async fn charge_publish(
@@ -131,7 +263,7 @@ impl Limits {
             return Ok(None);
         };
         if let Some(cluster) = self.cluster.clone() {
-            let (id, per_minute) = (account.to_string(), limiter.per_minute);
+            let (id, per_minute) = (account.to_string(), limiter.limit);
             let charged = crate::cores::block(move || cluster.charge(&id, per_minute)).await;
             if let Ok(Some(charged)) = charged {
                 return charged.map(Some);
@@ -140,18 +272,23 @@ impl Limits {
         limiter.check(&account.to_string()).map(Some)
     }
 
+    /// Forgets keys whose quota is full again.
     pub fn evict(&self) {
-        if let Some(l) = &self.anonymous {
-            l.evict();
+        self.per_ip.iter().flatten().for_each(Limiter::evict);
+        self.tiers.values().for_each(Limiter::evict);
+        if let Some(failures) = &self.login_failures {
+            failures.evict();
         }
-        self.creations.iter().for_each(PerMinute::evict);
-        self.tiers.values().for_each(PerMinute::evict);
+        self.creations.iter().for_each(Limiter::evict);
     }
 
     /// Keys with limiter state (for tests and metrics).
     pub fn tracked_keys(&self) -> usize {
-        self.anonymous.as_ref().map_or(0, |l| l.limiter.len())
+        let per_ip: usize = self.per_ip.iter().flatten().map(|l| l.limiter.len()).sum();
+        per_ip
             + self.tiers.values().map(|l| l.limiter.len()).sum::<usize>()
+            + self.login_failures.as_ref().map_or(0, |f| f.tat.len())
+            + self.creations.as_ref().map_or(0, |l| l.limiter.len())
     }
 }
 
@@ -190,5 +327,64 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2100));
         limits.evict();
         assert_eq!(limits.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn a_quota_over_any_period_allows_its_burst_then_says_when_one_comes_back() {
+        let hourly = Limiter::new(5, Duration::from_secs(3600)).unwrap();
+        for i in 0..5 {
+            assert_eq!(hourly.check(&1).unwrap().remaining, 4 - i);
+        }
+        match hourly.check(&1) {
+            Err(ApiError::RateLimited {
+                retry_after_secs,
+                limit: 5,
+                ..
+            }) => assert!((700..=720).contains(&retry_after_secs)),
+            other => panic!("expected 429, got {other:?}"),
+        }
+        assert!(Limiter::<u8>::new(0, MINUTE).is_none());
+    }
+
+    #[test]
+    fn failures_are_charged_first_and_given_back_on_success() {
+        let failures = Failures::new(3, Duration::from_millis(300)).unwrap();
+        // Attempts that succeed give their charge back: no limit for them.
+        for _ in 0..10 {
+            assert_eq!(failures.take("a").unwrap().remaining, 2);
+            failures.give_back("a");
+        }
+        for left in [2, 1, 0] {
+            assert_eq!(failures.take("a").unwrap().remaining, left);
+        }
+        match failures.take("a") {
+            Err(ApiError::RateLimited {
+                retry_after_secs: 1,
+                limit: 3,
+                remaining: 0,
+            }) => {}
+            other => panic!("expected 429, got {other:?}"),
+        }
+        assert!(failures.take("b").is_ok(), "keys are separate");
+        // One attempt comes back every 100 ms, and the rest after the window.
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(failures.take("a").unwrap().remaining, 0);
+        assert!(failures.take("a").is_err());
+        std::thread::sleep(Duration::from_millis(310));
+        failures.evict();
+        assert!(failures.tat.is_empty());
+    }
+
+    #[test]
+    fn login_failures_are_keyed_without_regard_to_case_or_blanks() {
+        let mut config = Config::default();
+        config.limits.login_failures_per_email = 2;
+        let limits = Limits::new(&config);
+        for email in ["Ann@Example.com", " ann@example.COM "] {
+            let attempt = limits.login_attempt(email).unwrap();
+            limits.login_done(attempt, true);
+        }
+        assert!(limits.login_attempt("ann@example.com").is_err());
+        assert!(limits.login_attempt("ben@example.com").is_ok());
     }
 }

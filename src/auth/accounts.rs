@@ -12,6 +12,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::util::{now_unix, random_id};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest password accepted, in bytes: argon2 is never asked to hash megabytes.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// RFC 5321 §4.5.3.1: a local part of at most 64 octets, and (with the path's angle
+/// brackets, 256 in all) an address of at most 254.
+const MAX_EMAIL_LOCAL_BYTES: usize = 64;
+const MAX_EMAIL_BYTES: usize = 254;
 const CLIENT_KEY_PREFIX: &str = "pk_";
 
 /// A new account as asked for.
@@ -24,12 +30,16 @@ pub struct NewUser<'a> {
 
 /// Checks the fields of a new account: 422 with a reason when one is unusable.
 pub fn validate(new: &NewUser) -> ApiResult<()> {
-    let email_ok = new.email.len() <= 320
-        && new
-            .email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
-    if !email_ok {
+    let email = new.email.trim();
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err(ApiError::Unprocessable("Invalid email address".into()));
+    };
+    if local.len() > MAX_EMAIL_LOCAL_BYTES || email.len() > MAX_EMAIL_BYTES {
+        return Err(ApiError::Unprocessable(format!(
+            "Email address is too long (at most {MAX_EMAIL_LOCAL_BYTES} characters before the @ and {MAX_EMAIL_BYTES} in all)"
+        )));
+    }
+    if local.is_empty() || !domain.contains('.') {
         return Err(ApiError::Unprocessable("Invalid email address".into()));
     }
     let username_ok = (3..=64).contains(&new.username.len())
@@ -45,6 +55,11 @@ pub fn validate(new: &NewUser) -> ApiResult<()> {
     if new.password.chars().count() < MIN_PASSWORD_LEN {
         return Err(ApiError::Unprocessable(format!(
             "Password must be at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if new.password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::Unprocessable(format!(
+            "Password is too long (at most {MAX_PASSWORD_BYTES} bytes)"
         )));
     }
     Ok(())
@@ -64,13 +79,10 @@ pub fn create_user(conn: &mut Conn, new: &NewUser) -> ApiResult<UserRow> {
         security_mode: true,
         created_at: now_unix(),
     };
-    crate::db::transaction(conn, |conn| {
-        if let Some(reason) = users::taken(conn, &row.email, &row.username)? {
-            return Err(ApiError::Conflict(reason.into()));
-        }
-        users::insert(conn, &row)?;
-        Ok(row)
-    })
+    match users::insert_new(conn, &row)? {
+        Some(reason) => Err(ApiError::Conflict(reason.into())),
+        None => Ok(row),
+    }
 }
 
 /// A freshly made API key with its secret (shown once).
@@ -170,9 +182,13 @@ pub fn revoke_refresh(conn: &mut Conn, secret: &str, user_id: &str) -> ApiResult
 
 /// Checks an email and password; unknown email and wrong password look the same and
 /// take about the same time.
+/// A password longer than any that can be set is wrong without being hashed.
 pub fn login(conn: &mut Conn, email: &str, password: &str) -> ApiResult<UserRow> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let user = users::by_email(conn, &email.trim().to_lowercase())?;
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::IncorrectLogin);
+    }
+    let user = users::by_email(conn, email.trim())?;
     match user {
         Some(user) if verify_password(password, &user.password_hash) => Ok(user),
         Some(_) => Err(ApiError::IncorrectLogin),

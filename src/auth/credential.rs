@@ -13,21 +13,11 @@ pub const X_CLIENT_KEY: HeaderName = HeaderName::from_static("x-client-key");
 const X_USER_KEY: HeaderName = HeaderName::from_static("x-user-key");
 const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 
-/// The headers that carry a credential on their own (`X-User-Key` and `X-User-Id` only
-/// go with a client key).
-const CREDENTIAL_HEADERS: [HeaderName; 4] = [
-    X_TOPIC_TOKEN,
-    X_API_KEY,
-    header::AUTHORIZATION,
-    X_CLIENT_KEY,
-];
-
 /// The query parameters that carry a credential on their own (`user_key` and `user_id`
 /// only go with `client_key`).
 const API_KEY_PARAM: &str = "api_key";
 const TOKEN_PARAM: &str = "token";
 const CLIENT_KEY_PARAM: &str = "client_key";
-const CREDENTIAL_PARAMS: [&str; 3] = [API_KEY_PARAM, TOKEN_PARAM, CLIENT_KEY_PARAM];
 
 /// What a request presents; not yet checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,22 +88,6 @@ impl Credential {
         Ok(found)
     }
 
-    /// Whether the request presents any credential at all (valid or not): one of the
-    /// credential headers, or one of the credential query parameters. Reads no value.
-    pub fn presented(req: &HttpRequest) -> bool {
-        let headers = req.headers();
-        CREDENTIAL_HEADERS
-            .iter()
-            .any(|name| headers.contains_key(name))
-            || {
-                let query = req.query_string();
-                !query.is_empty()
-                    && url_pairs(query)
-                        .iter()
-                        .any(|(name, _)| CREDENTIAL_PARAMS.contains(&name.as_str()))
-            }
-    }
-
     /// A bearer or `?token=` value: `tk_` is a topic token, `noti_` an API key,
     /// anything else an access JWT.
     fn classify(token: &str) -> Self {
@@ -165,35 +139,9 @@ mod tests {
             .insert_header(("Authorization", "Basic abc"))
             .to_http_request();
         assert!(all(req).is_err());
-        let req = TestRequest::default().to_http_request();
-        assert!(!Credential::presented(&req));
-    }
-
-    #[test]
-    fn presented_is_any_credential_header_or_parameter_valid_or_not() {
-        let presented = |req: TestRequest| Credential::presented(&req.to_http_request());
-        for (name, value) in [
-            ("X-API-Key", "noti_x"),
-            ("x-topic-token", "tk_x"),
-            ("Authorization", "Basic abc"),
-            ("X-Client-Key", "ck_x"),
-        ] {
-            assert!(presented(
-                TestRequest::default().insert_header((name, value))
-            ));
-        }
-        for uri in [
-            "/t?api_key=x",
-            "/t/sse?since=all&token=tk_x",
-            "/t?client_key=c",
-        ] {
-            assert!(presented(TestRequest::with_uri(uri)), "{uri}");
-        }
-        assert!(!presented(TestRequest::with_uri(
-            "/t/sse?since=all&user_key=u"
-        )));
-        assert!(!presented(
-            TestRequest::default().insert_header(("X-User-Key", "u"))
-        ));
+        let req = TestRequest::with_uri("/t/sse?since=all&user_key=u")
+            .insert_header(("X-User-Key", "u"))
+            .to_http_request();
+        assert_eq!(all(req).unwrap(), vec![]);
     }
 }

@@ -1,6 +1,8 @@
 //! Queries on accounts.
 
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Text;
 
 use super::schema::users;
 use super::Conn;
@@ -18,28 +20,49 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
-pub fn insert(conn: &mut Conn, user: &UserRow) -> QueryResult<usize> {
-    diesel::insert_into(users::table).values(user).execute(conn)
+diesel::define_sql_function!(fn lower(x: Text) -> Text);
+
+/// Inserts a new account unless its email or username is taken (without regard to
+/// case); then says which one is.
+pub fn insert_new(conn: &mut Conn, user: &UserRow) -> QueryResult<Option<&'static str>> {
+    let inserted = super::transaction(conn, |conn| {
+        if let Some(reason) = taken(conn, &user.email, &user.username)? {
+            return Ok(Some(reason));
+        }
+        diesel::insert_into(users::table)
+            .values(user)
+            .execute(conn)
+            .map(|_| None)
+    });
+    match inserted {
+        // Another connection took one of them between the check and the insert: the
+        // unique indexes on `lower(email)` and `lower(username)` refused it.
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(Some(
+            taken(conn, &user.email, &user.username)?.unwrap_or("Username already taken"),
+        )),
+        other => other,
+    }
 }
 
 pub fn by_id(conn: &mut Conn, id: &str) -> QueryResult<Option<UserRow>> {
     users::table.find(id).first(conn).optional()
 }
 
+/// The account of `email`, compared without regard to case.
 pub fn by_email(conn: &mut Conn, email: &str) -> QueryResult<Option<UserRow>> {
     users::table
-        .filter(users::email.eq(email))
+        .filter(lower(users::email).eq(email.to_lowercase()))
         .first(conn)
         .optional()
 }
 
-/// Which of `email` / `username` is already taken, if any.
-pub fn taken(conn: &mut Conn, email: &str, username: &str) -> QueryResult<Option<&'static str>> {
+/// Which of `email` / `username` is already taken (without regard to case), if any.
+fn taken(conn: &mut Conn, email: &str, username: &str) -> QueryResult<Option<&'static str>> {
     if by_email(conn, email)?.is_some() {
         return Ok(Some("Email already registered"));
     }
     let name_taken = users::table
-        .filter(users::username.eq(username))
+        .filter(lower(users::username).eq(username.to_lowercase()))
         .count()
         .get_result::<i64>(conn)?
         > 0;
@@ -94,4 +117,53 @@ pub fn existing_ids(conn: &mut Conn) -> QueryResult<crate::auth::permissions::Ex
             .into_iter()
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, email: &str, username: &str) -> UserRow {
+        UserRow {
+            id: id.into(),
+            email: email.into(),
+            username: username.into(),
+            password_hash: String::new(),
+            tier: "free".into(),
+            client_key: format!("pk_{id}"),
+            security_mode: true,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_database_refuses_an_email_or_username_taken_in_another_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = super::super::open(&dir.path().join("t.db").display().to_string()).unwrap();
+        let mut conn = pool.get().unwrap();
+        let insert = |conn: &mut Conn, user: &UserRow| {
+            diesel::insert_into(users::table).values(user).execute(conn)
+        };
+        insert(&mut conn, &row("1", "ann@example.com", "ann")).unwrap();
+        for user in [
+            row("2", "ANN@example.com", "ann2"),
+            row("3", "ann2@example.com", "Ann"),
+        ] {
+            assert!(matches!(
+                insert(&mut conn, &user),
+                Err(DieselError::DatabaseError(
+                    DatabaseErrorKind::UniqueViolation,
+                    _
+                ))
+            ));
+        }
+        assert_eq!(
+            insert_new(&mut conn, &row("4", "bob@example.com", "ANN")).unwrap(),
+            Some("Username already taken")
+        );
+        assert_eq!(
+            by_email(&mut conn, "Ann@Example.COM").unwrap().unwrap().id,
+            "1"
+        );
+    }
 }

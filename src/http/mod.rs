@@ -13,14 +13,14 @@ mod subscribe;
 mod topics;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::future::{ready, Either, LocalBoxFuture, Ready};
 
 use crate::auth::credential::Credential;
 use crate::auth::permissions::{authorize, Action, Grant, TopicInfo};
@@ -31,8 +31,8 @@ use crate::config::{Config, Quota};
 use crate::db::quotas::Within;
 use crate::db::writer::Writer;
 use crate::db::Pool;
-use crate::error::{ApiError, Detail};
-use crate::limits::Limits;
+use crate::error::{ApiError, ApiResult, Detail};
+use crate::limits::{Limits, PerIp};
 use crate::metrics::METRICS;
 pub use cors::cors;
 
@@ -103,23 +103,42 @@ impl AppState {
     }
 }
 
+/// What [`limit_by_ip`] found the request's credentials to be; the `Principal`
+/// extractor takes it rather than resolving them a second time.
+struct Resolved(ApiResult<Principal>);
+
+/// The request's credentials (and its `Origin`, checked for client credentials),
+/// resolved through the caches.
+fn resolve(
+    state: web::Data<AppState>,
+    req: &HttpRequest,
+) -> impl Future<Output = ApiResult<Principal>> + 'static {
+    let credentials = Credential::all_from_request(req);
+    let origin = header_text(req, &[header::ORIGIN]).ok().flatten();
+    async move {
+        state
+            .auth
+            .resolve_all(credentials?, origin.as_deref())
+            .await
+    }
+}
+
 /// Every handler that takes a `Principal` gets the request's credential checked.
 impl actix_web::FromRequest for Principal {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future = Either<Ready<ApiResult<Self>>, LocalBoxFuture<'static, ApiResult<Self>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let credentials = Credential::all_from_request(req);
-        let origin = header_text(req, &[header::ORIGIN]).ok().flatten();
-        Box::pin(async move {
-            let state = state.ok_or(ApiError::Internal)?;
-            let resolved = match credentials {
-                Ok(credentials) => state.auth.resolve_all(credentials, origin.as_deref()).await,
-                Err(e) => Err(e),
-            };
-            resolved.inspect_err(|e| METRICS.auth_failed(e))
-        })
+        if let Some(Resolved(resolved)) = req.extensions_mut().remove() {
+            return Either::Left(ready(resolved));
+        }
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            return Either::Left(ready(Err(ApiError::Internal)));
+        };
+        let resolved = resolve(state, req);
+        Either::Right(Box::pin(async move {
+            resolved.await.inspect_err(|e| METRICS.auth_failed(e))
+        }))
     }
 }
 
@@ -137,7 +156,7 @@ pub fn app(
 > {
     actix_web::App::new()
         .app_data(state)
-        .wrap(actix_web::middleware::from_fn(limit_anonymous))
+        .wrap(actix_web::middleware::from_fn(limit_by_ip))
         .wrap(json_errors())
         .wrap(actix_web::middleware::from_fn(cors))
         .configure(configure)
@@ -146,7 +165,7 @@ pub fn app(
 /// Registers every route. Order matters: fixed paths before the patterns that would
 /// also match them.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error(e)))
+    cfg.app_data(json_config(JSON_BODY_LIMIT))
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
             ApiError::bad_request(format!("Invalid query string: {e}")).into()
         }))
@@ -184,6 +203,16 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed)
+}
+
+/// JSON bodies beyond this answer 413 (routes with smaller bodies set their own).
+const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// JSON bodies of at most `limit` bytes, errors in the API's form.
+pub(crate) fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|e, _| json_error(e))
 }
 
 fn json_error(e: actix_web::error::JsonPayloadError) -> actix_web::Error {
@@ -250,20 +279,33 @@ pub fn client_ip(req: &HttpRequest, behind_proxy: bool) -> Option<std::net::IpAd
     req.peer_addr().map(|a| a.ip())
 }
 
-/// Requests that present no credential count against their IP's quota, on every path.
-pub async fn limit_anonymous(
+/// Requests without a valid credential count against their IP's quota, on every path
+/// (CORS preflights excepted): one that presents none, and one whose credential fails
+/// (counted in the metrics too), so a junk credential is no way around the limit. The
+/// credentials are resolved here once; the handler's `Principal` reuses the answer.
+pub async fn limit_by_ip(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let anonymous = !Credential::presented(req.request());
-    if anonymous && req.method() != actix_web::http::Method::OPTIONS {
-        if let Some(state) = req.app_data::<web::Data<AppState>>() {
-            if let Some(ip) = client_ip(req.request(), state.config.behind_proxy) {
-                if let Err(e) = state.limits.check_anonymous(ip) {
-                    return Ok(req.error_response(e));
-                }
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let Some(state) = state.filter(|_| req.method() != actix_web::http::Method::OPTIONS) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let resolved = resolve(state.clone(), req.request()).await;
+    let valid = match &resolved {
+        Ok(principal) => !matches!(principal, Principal::Anonymous),
+        Err(e) => {
+            METRICS.auth_failed(e);
+            false
+        }
+    };
+    if !valid {
+        if let Some(ip) = client_ip(req.request(), state.config.behind_proxy) {
+            if let Err(e) = state.limits.check_ip(PerIp::Anonymous, ip) {
+                return Ok(req.error_response(e));
             }
         }
     }
+    req.extensions_mut().insert(Resolved(resolved));
     Ok(next.call(req).await?.map_into_boxed_body())
 }

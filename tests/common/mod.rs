@@ -21,7 +21,7 @@ use serde_json::Value;
 /// How long a server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Configuration that keeps rate limits out of the way of tests about something else.
-pub const NO_LIMITS: &str = "[limits]\ndefault_tier = \"unlimited\"\nanonymous_per_minute = 0\n\
+pub const NO_LIMITS: &str = "[limits]\ndefault_tier = \"unlimited\"\nanonymous_per_minute = 0\nlogin_failures_per_email = 0\nlogin_per_ip_per_minute = 0\nregister_per_ip = 0\nrefresh_per_ip_per_minute = 0\n\
     creations_per_minute = 0\n";
 /// Limit on any one plain HTTP exchange made by the helpers.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);

@@ -32,9 +32,7 @@ pub const PASSWORD: &str = "correct horse battery";
 /// are not rate-limited, so that limits never decide an auth test. `top_level` holds
 /// top-level keys, `sections` further TOML sections (not `[limits]`).
 pub fn start(top_level: &str, sections: &str) -> TestServer {
-    TestServer::start(&format!(
-        "{top_level}\n[limits]\ndefault_tier = \"unlimited\"\nanonymous_per_minute = 0\n\n{sections}\n"
-    ))
+    TestServer::start(&format!("{top_level}\n{}\n{sections}\n", common::NO_LIMITS))
 }
 
 pub fn server() -> TestServer {
