@@ -4,6 +4,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+/// The detail of an expired credential, also the reason of the `close` event that ends
+/// a stream when its credential expires.
+pub const TOKEN_EXPIRED: &str = "Token has expired";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -12,7 +16,7 @@ pub enum ApiError {
     NotAuthenticated,
     #[error("Could not validate credentials")]
     InvalidCredentials,
-    #[error("Token has expired")]
+    #[error("{}", TOKEN_EXPIRED)]
     TokenExpired,
     #[error("Incorrect email or password")]
     IncorrectLogin,

@@ -17,6 +17,7 @@ use super::topic::{Close, GoLive, Subscribe, Topic, Unsubscribe};
 use super::{Broker, SessionId};
 use crate::auth::permissions::Grant;
 use crate::db::messages::History;
+use crate::error::TOKEN_EXPIRED;
 use crate::metrics::METRICS;
 
 /// Stored messages are replayed in pages of this many.
@@ -32,6 +33,9 @@ pub struct SessionSpec {
     pub poll: bool,
     pub keepalive: Duration,
     pub queue: usize,
+    /// When the credentials that opened it expire (unix seconds): the session ends
+    /// then, with a `close` event.
+    pub expires_at: Option<i64>,
 }
 
 /// Stands for one subscriber connection: registers it with its topics, replays what
@@ -72,6 +76,9 @@ impl Session {
                 feed,
                 registered: None,
             };
+            if let Some(at) = spec.expires_at {
+                ctx.run_later(until(at), |act, ctx| act.close(TOKEN_EXPIRED, ctx));
+            }
             session.set_up(spec, broker, history, ctx);
             session
         });
@@ -167,6 +174,13 @@ impl Actor for Session {
             }
         }
     }
+}
+
+/// How long until the unix time `at` (zero once it has passed).
+fn until(at: i64) -> Duration {
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(at).unwrap_or(0));
+    at.duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO)
 }
 
 /// Registers with a topic's actor, retrying if that actor stopped in the meantime.
