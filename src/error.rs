@@ -43,6 +43,9 @@ pub enum ApiError {
     },
     #[error("Database unavailable")]
     DatabaseUnavailable,
+    /// A publish could not be stored for lack of disk space.
+    #[error("Storage full")]
+    StorageFull,
     /// The cause is logged where it happens; clients see a fixed text.
     #[error("Internal server error")]
     Internal,
@@ -78,7 +81,7 @@ impl ResponseError for ApiError {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable | Self::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,11 +112,16 @@ impl ResponseError for ApiError {
 
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
+        use crate::db::space::OutOfSpace;
         match e {
             diesel::result::Error::NotFound => Self::not_found("Object"),
             other => {
                 tracing::error!(error = %other, "database error");
-                Self::DatabaseUnavailable
+                if other.out_of_space() {
+                    Self::StorageFull
+                } else {
+                    Self::DatabaseUnavailable
+                }
             }
         }
     }

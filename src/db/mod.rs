@@ -8,6 +8,7 @@ pub mod keys;
 pub mod messages;
 pub mod schema;
 pub mod settings;
+pub mod space;
 pub mod topics;
 pub mod users;
 pub mod writer;
