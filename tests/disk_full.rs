@@ -2,7 +2,8 @@
 //! 503 `{"status":"degraded","storage":"full"}` while storing fails for lack of space;
 //! a server started on a full disk serves reads and streams; once there is room again
 //! it stores by itself, and every acknowledged message is there exactly once. The
-//! database (SQLite) lies on a small tmpfs that the test mounts and fills.
+//! database lies on a small tmpfs that the test mounts and fills: a SQLite file, or in
+//! the PostgreSQL pass a private PostgreSQL cluster whose data directory is there.
 
 mod common;
 
@@ -11,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::services::{self, Postgres};
 use common::{TestServer, NO_LIMITS};
+use diesel::{Connection, RunQueryDsl};
 use serde_json::{json, Value};
 
 const STORAGE_FULL: &str = "Storage full";
@@ -86,21 +89,48 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A tmpfs and a server whose SQLite database lies on it, with a publisher; `None`
-/// (the reason printed) where the test cannot run.
-async fn server_on_tmpfs() -> Option<(Tmpfs, TestServer)> {
-    if common::services::on_postgres() {
-        eprintln!(
-            "SKIPPED on PostgreSQL: its server, not tidings, owns the disk; the SQLite pass \
-             covers a full disk"
-        );
-        return None;
+/// The disk a test fills, and the database server on it (PostgreSQL pass).
+struct Disk {
+    /// Declared first: stopped before the disk is unmounted.
+    postgres: Option<Postgres>,
+    tmpfs: Tmpfs,
+}
+
+impl std::ops::Deref for Disk {
+    type Target = Tmpfs;
+
+    fn deref(&self) -> &Tmpfs {
+        &self.tmpfs
     }
-    let disk = Tmpfs::mount("16m")?;
-    let database = disk.path().join("tidings.db").display().to_string();
+}
+
+/// A tmpfs and a server whose database lies on it, with a publisher; `None` (the
+/// reason printed) where the test cannot run.
+async fn server_on_tmpfs() -> Option<(Disk, TestServer)> {
+    let on_postgres = services::on_postgres();
+    // A PostgreSQL cluster takes some 40 MB, most of it one WAL segment.
+    let tmpfs = Tmpfs::mount(if on_postgres { "128m" } else { "16m" })?;
+    let (postgres, database) = if on_postgres {
+        let postgres = Postgres::start_in(tmpfs.path());
+        let database = services::create_database(&postgres.admin_url());
+        // Copying the template database filled most of a WAL segment: writes from
+        // here on go to a fresh one, made before the disk is full (PostgreSQL stops
+        // when it cannot make a WAL segment, but refuses a write it cannot store).
+        let mut admin = diesel::PgConnection::establish(&postgres.admin_url()).expect("admin");
+        diesel::sql_query("CHECKPOINT")
+            .execute(&mut admin)
+            .expect("checkpoint");
+        diesel::sql_query("SELECT pg_switch_wal()")
+            .execute(&mut admin)
+            .expect("switch WAL");
+        (Some(postgres), database)
+    } else {
+        let database = tmpfs.path().join("tidings.db").display().to_string();
+        (None, database)
+    };
     let mut server = TestServer::start_on(NO_LIMITS, Some(&database));
     server.register_publisher().await;
-    Some((disk, server))
+    Some((Disk { postgres, tmpfs }, server))
 }
 
 /// A message body of about 2 KB, numbered.
@@ -113,20 +143,38 @@ async fn health(server: &TestServer) -> (u16, Value) {
     server.get_json("/health").await
 }
 
-/// `/health` says the storage is full, and a publish to `topic` is refused.
-async fn assert_storage_full(server: &TestServer, topic: &str) {
+/// `/health` says the storage is full.
+async fn assert_health_full(server: &TestServer) {
     let got = health(server).await;
     assert_eq!(
         got,
         (503, json!({"status": "degraded", "storage": "full"})),
         "/health on a full disk"
     );
-    let (status, reply) = server.publish_with(topic, body(0), &[]).await;
-    assert_eq!(
-        (status, reply["detail"].as_str()),
-        (503, Some(STORAGE_FULL)),
-        "{reply}"
-    );
+}
+
+/// Publishes to `topic` until one is refused, which must be for lack of space (room
+/// reserved ahead still takes some); adds those stored to `acknowledged` and returns
+/// how many they were. `/health` then says the storage is full.
+async fn publish_until_full(
+    server: &TestServer,
+    topic: &str,
+    acknowledged: &mut Vec<String>,
+) -> usize {
+    for i in 0..5000 {
+        let (status, reply) = server.publish_with(topic, body(i), &[]).await;
+        if status != 200 {
+            assert_eq!(
+                (status, reply["detail"].as_str()),
+                (503, Some(STORAGE_FULL)),
+                "{reply}"
+            );
+            assert_health_full(server).await;
+            return i;
+        }
+        acknowledged.push(reply["id"].as_str().expect("id").to_string());
+    }
+    panic!("publishes are still stored on a full disk");
 }
 
 /// Publishes until `deadline`, once a second, until one is stored: its id.
@@ -181,23 +229,7 @@ async fn a_full_disk_refuses_publishes_and_health_says_so_until_there_is_room() 
     let before = server.publish(&topic, "before").await;
     let mut acknowledged = vec![before["id"].as_str().expect("id").to_string()];
     disk.fill();
-    // The journal's room reserved ahead still takes messages; then publishes fail.
-    let mut refused = None;
-    for i in 0..5000 {
-        let (status, reply) = server.publish_with(&topic, body(i), &[]).await;
-        if status == 200 {
-            acknowledged.push(reply["id"].as_str().expect("id").to_string());
-        } else {
-            refused = Some((status, reply));
-            break;
-        }
-    }
-    let (status, reply) = refused.expect("publishes are refused once the disk is full");
-    assert_eq!(
-        (status, reply["detail"].as_str()),
-        (503, Some(STORAGE_FULL))
-    );
-    assert_storage_full(&server, &topic).await;
+    publish_until_full(&server, &topic, &mut acknowledged).await;
     // Reading still works, and has everything acknowledged.
     assert_stored_exactly(&server, &topic, &acknowledged).await;
 
@@ -213,7 +245,7 @@ async fn a_server_started_on_a_full_disk_serves_reads_and_recovers_by_itself() {
         return;
     };
     let topic = common::unique_topic("restart");
-    // Journaled, not yet moved into the database (that happens per 4096).
+    // On SQLite journaled, not yet moved into the database (that happens per 4096).
     let mut acknowledged = Vec::new();
     for i in 0..300 {
         let message = server.publish(&topic, &body(i)).await;
@@ -222,8 +254,16 @@ async fn a_server_started_on_a_full_disk_serves_reads_and_recovers_by_itself() {
     disk.fill();
     server.restart();
 
-    // It starts, says its storage is full, refuses publishes, and serves reads.
-    assert_storage_full(&server, &topic).await;
+    // It starts, says its storage is full, refuses publishes, and serves reads. A
+    // single SQLite node knows at once (the journal's messages could not move);
+    // PostgreSQL tells when a write fails.
+    if disk.postgres.is_none() {
+        assert_health_full(&server).await;
+    }
+    let stored = publish_until_full(&server, &topic, &mut acknowledged).await;
+    if disk.postgres.is_none() {
+        assert_eq!(stored, 0, "no journal, no publish");
+    }
     assert_stored_exactly(&server, &topic, &acknowledged).await;
     let replayed = server.poll(&topic, "since=all").await;
     assert_eq!(
@@ -233,8 +273,8 @@ async fn a_server_started_on_a_full_disk_serves_reads_and_recovers_by_itself() {
     );
 
     disk.free();
-    assert_health_recovers(&server).await;
     acknowledged.push(publish_once_there_is_room(&server, &topic, "after").await);
+    assert_health_recovers(&server).await;
     assert_stored_exactly(&server, &topic, &acknowledged).await;
     // Moved into the database: a restart finds them there, once each.
     server.restart();
