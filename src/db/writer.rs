@@ -241,11 +241,15 @@ impl Writer {
         };
         let (jobs, rx) = mpsc::channel();
         let fanout = Fanout { broker, cluster };
+        // With no journal (a full disk), the writer tries to make one from the start.
+        let retry = ledger
+            .as_ref()
+            .is_some_and(|ledger| ledger.book().journal.is_none());
         let store = Store {
             conn,
             storage,
             space: space.clone(),
-            retry: false,
+            retry,
         };
         std::thread::Builder::new()
             .name("tidings-writer".into())
