@@ -173,6 +173,19 @@ async fn an_api_key_that_expires_ends_its_streams() {
 }
 
 #[actix_rt::test]
+async fn a_stream_ends_when_the_first_of_its_credentials_expires() {
+    let (server, owner, topic) = private_topic().await;
+    let expires_at = common::now_unix() + EXPIRES_IN;
+    let key = create_key(&server, &owner.key(), "short", Some(&rfc3339(expires_at))).await;
+    let key = key["key"].as_str().expect("key secret");
+    // The owner's first key, which never expires, decides who asks; the second one
+    // presented expires.
+    let credential = format!("api_key={}&token={key}", owner.api_key);
+    let what = "second of two API keys";
+    every_stream_ends_at_expiry(&server, &owner, &topic, &credential, expires_at, what).await;
+}
+
+#[actix_rt::test]
 async fn a_topic_token_that_expires_ends_its_streams() {
     let (server, owner, topic) = private_topic().await;
     let expires_at = common::now_unix() + EXPIRES_IN;
