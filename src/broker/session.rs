@@ -176,11 +176,16 @@ impl Actor for Session {
     }
 }
 
-/// How long until the unix time `at` (zero once it has passed).
+/// How long until the unix time `at`: zero once it has passed, `Duration::MAX` when
+/// it is past what the clock can say (a timer clamps that to a far future).
 fn until(at: i64) -> Duration {
-    let at = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(at).unwrap_or(0));
-    at.duration_since(std::time::SystemTime::now())
-        .unwrap_or(Duration::ZERO)
+    let secs = Duration::from_secs(u64::try_from(at).unwrap_or(0));
+    match std::time::UNIX_EPOCH.checked_add(secs) {
+        Some(at) => at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+        None => Duration::MAX,
+    }
 }
 
 /// Registers with a topic's actor, retrying if that actor stopped in the meantime.
@@ -276,5 +281,20 @@ impl Handler<Close> for Session {
 
     fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
         self.close(msg.reason, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_become_delays_that_never_overflow() {
+        let now = crate::util::now_unix();
+        assert_eq!(until(now - 10), Duration::ZERO);
+        assert_eq!(until(-1), Duration::ZERO);
+        let soon = until(now + 60);
+        assert!(soon > Duration::from_secs(58) && soon <= Duration::from_secs(60));
+        assert!(until(i64::MAX) > Duration::from_secs(1 << 40));
     }
 }
