@@ -508,4 +508,29 @@ mod tests {
         remove(db).unwrap();
         remove(db).unwrap();
     }
+
+    #[test]
+    fn a_failed_move_is_tried_again_without_a_fresh_file() {
+        let (_dir, db) = temp_database();
+        let db = db.as_str();
+        let mut journal = Journal::create(db, Recent::default()).unwrap();
+        journal.append(&[envelope(1, "a", 10)]).unwrap();
+        assert!(
+            journal.set_aside(None).is_err(),
+            "a first move needs a fresh file"
+        );
+        let fresh = Fresh::create(db).unwrap();
+        assert_eq!(journal.set_aside(Some(fresh)).unwrap().count, 1);
+        assert!(move_pending(db));
+        // That move failed; the next one takes what came since too.
+        journal.append(&[envelope(2, "a", 11)]).unwrap();
+        assert_eq!(journal.set_aside(None).unwrap().count, 2);
+        drop(journal.moved(2));
+        remove_moved(db).unwrap();
+        assert!(!move_pending(db));
+        // Growing the room is how a full disk is found to have room again.
+        journal.grow().unwrap();
+        let room = std::fs::metadata(path_of(db)).unwrap().len();
+        assert_eq!(room, 2 * FIRST_ROOM as u64);
+    }
 }
