@@ -4,6 +4,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+/// The detail of an expired credential, also the reason of the `close` event that ends
+/// a stream when its credential expires.
+pub const TOKEN_EXPIRED: &str = "Token has expired";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -12,7 +16,7 @@ pub enum ApiError {
     NotAuthenticated,
     #[error("Could not validate credentials")]
     InvalidCredentials,
-    #[error("Token has expired")]
+    #[error("{}", TOKEN_EXPIRED)]
     TokenExpired,
     #[error("Incorrect email or password")]
     IncorrectLogin,
@@ -42,6 +46,9 @@ pub enum ApiError {
     },
     #[error("Database unavailable")]
     DatabaseUnavailable,
+    /// A publish could not be stored for lack of disk space.
+    #[error("Storage full")]
+    StorageFull,
     /// The cause is logged where it happens; clients see a fixed text.
     #[error("Internal server error")]
     Internal,
@@ -79,7 +86,7 @@ impl ResponseError for ApiError {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable | Self::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,11 +117,16 @@ impl ResponseError for ApiError {
 
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
+        use crate::db::space::OutOfSpace;
         match e {
             diesel::result::Error::NotFound => Self::not_found("Object"),
             other => {
                 tracing::error!(error = %other, "database error");
-                Self::DatabaseUnavailable
+                if other.out_of_space() {
+                    Self::StorageFull
+                } else {
+                    Self::DatabaseUnavailable
+                }
             }
         }
     }

@@ -299,7 +299,7 @@ async fn a_full_disk_refuses_publishes_and_loses_none_it_acknowledged() {
     }
     let (status, reply) = refused.expect("a 3 MiB disk fills before 8 MB of messages");
     assert_eq!(status, 503, "{reply}");
-    assert_eq!(reply["detail"], "Database unavailable");
+    assert_eq!(reply["detail"], "Storage full");
     assert!(acknowledged.len() > 100, "{} stored", acknowledged.len());
     assert!(
         server.log().contains("journaling a message failed"),

@@ -51,13 +51,19 @@ pub struct ClientUser {
 struct UserKeyClaims {
     sub: String,
     iat: Option<i64>,
+    exp: Option<i64>,
     #[serde(default)]
     topics: Vec<String>,
 }
 
 /// Checks a user key: RS256 only, signed with the account's current key, `sub`
-/// required, `exp`/`nbf` enforced when present, `iat` not in the future.
-pub fn verify_user_key(account: &ClientAccount, token: &str, now: i64) -> ApiResult<ClientUser> {
+/// required, `exp`/`nbf` enforced when present, `iat` not in the future. Returns the
+/// user and when the key expires (`exp`).
+pub fn verify_user_key(
+    account: &ClientAccount,
+    token: &str,
+    now: i64,
+) -> ApiResult<(ClientUser, Option<i64>)> {
     let key = account
         .signing_key
         .as_ref()
@@ -77,10 +83,11 @@ pub fn verify_user_key(account: &ClientAccount, token: &str, now: i64) -> ApiRes
     if claims.sub.is_empty() || claims.iat.is_some_and(|iat| iat > now) {
         return Err(ApiError::InvalidCredentials);
     }
-    Ok(ClientUser {
+    let user = ClientUser {
         subject: claims.sub,
         topics: Some(claims.topics),
-    })
+    };
+    Ok((user, claims.exp))
 }
 
 /// A development-mode user id: any non-empty text up to 256 characters.
@@ -159,7 +166,8 @@ mod tests {
     fn user_keys_are_checked_by_signature_and_time() {
         let now = 1_800_000_000;
         let ok = sign(json!({"sub": "alice", "iat": now, "exp": now + 60, "topics": ["a"]}));
-        let user = verify_user_key(&account(), &ok, now).unwrap();
+        let (user, expires_at) = verify_user_key(&account(), &ok, now).unwrap();
+        assert_eq!(expires_at, Some(now + 60));
         assert_eq!(user.subject, "alice");
         assert_eq!(user.topics, Some(vec!["a".to_string()]));
         let expired = sign(json!({"sub": "alice", "exp": 1000}));

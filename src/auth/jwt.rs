@@ -46,8 +46,8 @@ impl JwtKeys {
             .expect("HS256 signing cannot fail")
     }
 
-    /// The account id of a valid access token.
-    pub fn verify(&self, token: &str) -> Result<String, ApiError> {
+    /// The account id of a valid access token, and when it expires (unix seconds).
+    pub fn verify(&self, token: &str) -> Result<(String, i64), ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => ApiError::TokenExpired,
@@ -56,7 +56,7 @@ impl JwtKeys {
         if data.claims.typ != "access" {
             return Err(ApiError::InvalidCredentials);
         }
-        Ok(data.claims.sub)
+        Ok((data.claims.sub, data.claims.exp))
     }
 }
 
@@ -69,7 +69,10 @@ mod tests {
     fn issued_tokens_verify_and_expire() {
         let keys = JwtKeys::new(b"secret");
         let now = now_unix();
-        assert_eq!(keys.verify(&keys.issue("u1", now, 60)).unwrap(), "u1");
+        assert_eq!(
+            keys.verify(&keys.issue("u1", now, 60)).unwrap(),
+            ("u1".to_string(), now + 60)
+        );
         assert!(matches!(
             keys.verify(&keys.issue("u1", now - 100, 10)),
             Err(ApiError::TokenExpired)

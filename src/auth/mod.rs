@@ -66,19 +66,25 @@ pub enum AccountVia {
     ApiKey(String),
 }
 
-/// Who is asking.
+/// Who is asking. `expires_at` (unix seconds) is when the credentials presented stop
+/// being valid: the earliest expiry among them, `None` when none expires.
 #[derive(Debug, Clone)]
 pub enum Principal {
     Anonymous,
     Account {
         user: Arc<UserInfo>,
         via: AccountVia,
+        expires_at: Option<i64>,
     },
-    TopicToken(Arc<TokenInfo>),
+    TopicToken {
+        token: Arc<TokenInfo>,
+        expires_at: Option<i64>,
+    },
     /// A browser end user of an account (subscribe only).
     Client {
         account: Arc<ClientAccount>,
         user: ClientUser,
+        expires_at: Option<i64>,
     },
 }
 
@@ -88,8 +94,37 @@ impl Principal {
         match self {
             Self::Account { user, .. } => Ok(user),
             Self::Anonymous => Err(ApiError::NotAuthenticated),
-            Self::TopicToken(_) | Self::Client { .. } => Err(ApiError::Forbidden),
+            Self::TopicToken { .. } | Self::Client { .. } => Err(ApiError::Forbidden),
         }
+    }
+
+    /// When the request's credentials expire (unix seconds); a live subscription ends
+    /// then.
+    pub fn expires_at(&self) -> Option<i64> {
+        match self {
+            Self::Anonymous => None,
+            Self::Account { expires_at, .. }
+            | Self::TopicToken { expires_at, .. }
+            | Self::Client { expires_at, .. } => *expires_at,
+        }
+    }
+
+    /// Lowers the expiry to `at` when that is earlier (another credential presented).
+    fn expires_no_later_than(&mut self, at: Option<i64>) {
+        if let Self::Account { expires_at, .. }
+        | Self::TopicToken { expires_at, .. }
+        | Self::Client { expires_at, .. } = self
+        {
+            *expires_at = earliest(*expires_at, at);
+        }
+    }
+}
+
+/// The earlier of two expiries, `None` standing for never.
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -169,7 +204,8 @@ impl Auth {
     }
 
     /// Resolves what a request presents: no credential is anonymous; every credential
-    /// presented must be valid (none is silently ignored); the first one decides.
+    /// presented must be valid (none is silently ignored); the first one decides who
+    /// asks, and the one that expires first when the answer expires.
     /// `origin` is the request's `Origin` header (checked for client credentials).
     pub async fn resolve_all(
         &self,
@@ -181,6 +217,8 @@ impl Auth {
             let resolved = self.resolve(credential, origin).await?;
             if i == 0 {
                 principal = resolved;
+            } else {
+                principal.expires_no_later_than(resolved.expires_at());
             }
         }
         Ok(principal)
@@ -203,19 +241,24 @@ impl Auth {
                     .await?
                     .ok_or(ApiError::InvalidCredentials)?;
                 account.check_origin(origin)?;
-                let user = match (user_key, user_id) {
+                let (user, expires_at) = match (user_key, user_id) {
                     (Some(key), _) => client::verify_user_key(&account, &key, now_unix())?,
-                    (None, Some(id)) => client::dev_user(&account, &id)?,
+                    (None, Some(id)) => (client::dev_user(&account, &id)?, None),
                     (None, None) => return Err(ApiError::NotAuthenticated),
                 };
-                Ok(Principal::Client { account, user })
+                Ok(Principal::Client {
+                    account,
+                    user,
+                    expires_at,
+                })
             }
             Credential::AccessToken(token) => {
-                let user_id = self.inner.jwt.verify(&token)?;
+                let (user_id, expires_at) = self.inner.jwt.verify(&token)?;
                 let user = self.user(&user_id).await?;
                 Ok(Principal::Account {
                     user: user.ok_or(ApiError::InvalidCredentials)?,
                     via: AccountVia::AccessToken,
+                    expires_at: Some(expires_at),
                 })
             }
             Credential::ApiKey(secret) => {
@@ -230,6 +273,7 @@ impl Auth {
                 Ok(Principal::Account {
                     user,
                     via: AccountVia::ApiKey(key.id.clone()),
+                    expires_at: key.expires_at,
                 })
             }
             Credential::TopicToken(secret) => {
@@ -239,7 +283,10 @@ impl Auth {
                 let now = now_unix();
                 check_secret(&token.token_hash, &hash, token.expires_at, now)?;
                 self.inner.usage.token_used(&token.id, now);
-                Ok(Principal::TopicToken(token))
+                Ok(Principal::TopicToken {
+                    expires_at: token.expires_at,
+                    token,
+                })
             }
         }
     }
@@ -368,4 +415,17 @@ fn check_secret(stored: &str, presented: &str, expires_at: Option<i64>, now: i64
         return Err(ApiError::TokenExpired);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_earliest_expiry_wins_and_none_is_never() {
+        assert_eq!(earliest(Some(5), Some(3)), Some(3));
+        assert_eq!(earliest(None, Some(3)), Some(3));
+        assert_eq!(earliest(Some(5), None), Some(5));
+        assert_eq!(earliest(None, None), None);
+    }
 }

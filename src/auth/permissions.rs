@@ -131,7 +131,7 @@ pub fn authorize(
             }),
             _ => Err(ApiError::NotAuthenticated),
         },
-        Principal::Account { user, via } => {
+        Principal::Account { user, via, .. } => {
             let key = match via {
                 AccountVia::ApiKey(id) => Some(id.clone()),
                 AccountVia::AccessToken => None,
@@ -151,7 +151,7 @@ pub fn authorize(
                 Err(ApiError::Forbidden)
             }
         }
-        Principal::TopicToken(token) => {
+        Principal::TopicToken { token, .. } => {
             if token.topic != topic_name {
                 return Err(ApiError::InvalidCredentials);
             }
@@ -166,7 +166,7 @@ pub fn authorize(
                 id: token.id.clone(),
             })
         }
-        Principal::Client { account, user } => {
+        Principal::Client { account, user, .. } => {
             let owned = topic.is_some_and(|t| t.owner_id == account.user_id);
             let listed = user
                 .topics
@@ -197,19 +197,23 @@ mod tests {
                 created_at: 0,
             }),
             via: AccountVia::AccessToken,
+            expires_at: None,
         }
     }
 
     fn token(topic: &str, read: bool, write: bool) -> Principal {
-        Principal::TopicToken(Arc::new(TokenInfo {
-            id: "tok".into(),
-            topic: topic.into(),
-            owner_id: "owner".into(),
-            token_hash: "h".into(),
-            can_read: read,
-            can_write: write,
+        Principal::TopicToken {
+            token: Arc::new(TokenInfo {
+                id: "tok".into(),
+                topic: topic.into(),
+                owner_id: "owner".into(),
+                token_hash: "h".into(),
+                can_read: read,
+                can_write: write,
+                expires_at: None,
+            }),
             expires_at: None,
-        }))
+        }
     }
 
     fn topic(visibility: Visibility) -> Arc<TopicInfo> {

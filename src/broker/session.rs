@@ -17,6 +17,7 @@ use super::topic::{Close, GoLive, Subscribe, Topic, Unsubscribe};
 use super::{Broker, SessionId};
 use crate::auth::permissions::Grant;
 use crate::db::messages::History;
+use crate::error::TOKEN_EXPIRED;
 use crate::metrics::METRICS;
 
 /// Stored messages are replayed in pages of this many.
@@ -32,6 +33,9 @@ pub struct SessionSpec {
     pub poll: bool,
     pub keepalive: Duration,
     pub queue: usize,
+    /// When the credentials that opened it expire (unix seconds): the session ends
+    /// then, with a `close` event.
+    pub expires_at: Option<i64>,
 }
 
 /// Stands for one subscriber connection: registers it with its topics, replays what
@@ -72,6 +76,9 @@ impl Session {
                 feed,
                 registered: None,
             };
+            if let Some(at) = spec.expires_at {
+                ctx.run_later(until(at), |act, ctx| act.close(TOKEN_EXPIRED, ctx));
+            }
             session.set_up(spec, broker, history, ctx);
             session
         });
@@ -169,6 +176,18 @@ impl Actor for Session {
     }
 }
 
+/// How long until the unix time `at`: zero once it has passed, `Duration::MAX` when
+/// it is past what the clock can say (a timer clamps that to a far future).
+fn until(at: i64) -> Duration {
+    let secs = Duration::from_secs(u64::try_from(at).unwrap_or(0));
+    match std::time::UNIX_EPOCH.checked_add(secs) {
+        Some(at) => at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+        None => Duration::MAX,
+    }
+}
+
 /// Registers with a topic's actor, retrying if that actor stopped in the meantime.
 async fn subscribe_to(broker: &Broker, name: &str, msg: Subscribe) -> Result<Addr<Topic>, ()> {
     for _ in 0..5 {
@@ -262,5 +281,20 @@ impl Handler<Close> for Session {
 
     fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
         self.close(msg.reason, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_become_delays_that_never_overflow() {
+        let now = crate::util::now_unix();
+        assert_eq!(until(now - 10), Duration::ZERO);
+        assert_eq!(until(-1), Duration::ZERO);
+        let soon = until(now + 60);
+        assert!(soon > Duration::from_secs(58) && soon <= Duration::from_secs(60));
+        assert!(until(i64::MAX) > Duration::from_secs(1 << 40));
     }
 }

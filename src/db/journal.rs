@@ -82,6 +82,15 @@ impl Recent {
         self.len() == 0
     }
 
+    /// Shows readers the messages an earlier run journaled, while they cannot be moved
+    /// into `messages` yet (a start on a full disk).
+    pub fn restore(&self, rows: Vec<MessageRow>) {
+        let restored = rows
+            .into_iter()
+            .map(|row| Arc::new(Envelope::new(Message::from(row))));
+        self.write().extend(restored);
+    }
+
     /// The first `count` messages, as rows to move into `messages`.
     pub fn rows(&self, count: usize) -> Vec<MessageRow> {
         // Arcs only under the lock; the rows are made after it.
@@ -105,6 +114,8 @@ const FIRST_ROOM: usize = 1 << 20;
 pub struct Journal {
     file: Mapped,
     recent: Recent,
+    /// The database's path, which names the journal's files.
+    database: String,
 }
 
 /// A journal file mapped into memory, with room reserved on disk for all of it.
@@ -132,16 +143,23 @@ impl Mapped {
     /// Copies `lines` in after what is written, each ending in a newline, first
     /// making room if needed. Fails (writing nothing) only when no room can be reserved.
     fn write_lines<'a>(&mut self, lines: impl Iterator<Item = &'a [u8]> + Clone) -> io::Result<()> {
-        let end = self.len + lines.clone().map(|line| line.len() + 1).sum::<usize>();
-        if end > self.map.len() {
-            let room = end.next_power_of_two().max(2 * self.map.len());
-            self.map = reserve(&self.file, room, false)?;
-        }
+        self.make_room(self.len + lines.clone().map(|line| line.len() + 1).sum::<usize>())?;
         for line in lines {
             let at = self.len;
             self.map[at..at + line.len()].copy_from_slice(line);
             self.map[at + line.len()] = b'\n';
             self.len = at + line.len() + 1;
+        }
+        Ok(())
+    }
+}
+
+impl Mapped {
+    /// Makes `end` bytes fit, reserving more room (at least twice as much) if needed.
+    fn make_room(&mut self, end: usize) -> io::Result<()> {
+        if end > self.map.len() {
+            let room = end.next_power_of_two().max(2 * self.map.len());
+            self.map = reserve(&self.file, room, false)?;
         }
         Ok(())
     }
@@ -169,14 +187,12 @@ fn reserve(file: &File, room: usize, populate: bool) -> io::Result<MmapMut> {
 /// holding up publishers.
 pub struct Fresh {
     file: Mapped,
-    database: String,
 }
 
 impl Fresh {
     pub fn create(database: &str) -> io::Result<Self> {
         Ok(Self {
             file: Mapped::create(&next_path_of(database))?,
-            database: database.to_string(),
         })
     }
 }
@@ -190,7 +206,14 @@ impl Journal {
         Ok(Self {
             file: Mapped::create(&path_of(database))?,
             recent,
+            database: database.to_string(),
         })
+    }
+
+    /// Reserves the room the next write that does not fit would take: whether the
+    /// disk has room again, once a write failed for lack of it.
+    pub fn grow(&mut self) -> io::Result<()> {
+        self.file.make_room(self.file.map.len() + 1)
     }
 
     /// Writes a numbered batch, then shows it to readers. On failure nothing of the
@@ -204,17 +227,23 @@ impl Journal {
 
     /// Starts a move: sets the file aside and puts `fresh` in its place, and says how
     /// many messages to move (the first ones of [`Recent`]). Where an earlier move
-    /// failed, its file is still set aside: the current one then stays, and the next
-    /// start skips those of its lines already moved. Should a rename fail, publishes
-    /// go on to the current file, which stays where it is.
-    pub fn set_aside(&mut self, fresh: Fresh) -> io::Result<SetAside> {
-        let Fresh { file, database } = fresh;
-        let (current, moving) = (path_of(&database), moving_path_of(&database));
-        let next = next_path_of(&database);
+    /// failed, its file is still set aside (see [`move_pending`]): the current one
+    /// then stays, no fresh one is needed, and the next start skips those of its lines
+    /// already moved. Should a rename fail, publishes go on to the current file, which
+    /// stays where it is.
+    pub fn set_aside(&mut self, fresh: Option<Fresh>) -> io::Result<SetAside> {
+        let database = &self.database;
+        let (current, moving) = (path_of(database), moving_path_of(database));
+        let next = next_path_of(database);
         let retired = if std::path::Path::new(&moving).exists() {
-            let _ = std::fs::remove_file(&next);
-            file
+            if fresh.is_some() {
+                let _ = std::fs::remove_file(&next);
+            }
+            fresh.map(|fresh| fresh.file)
         } else {
+            let Some(Fresh { file }) = fresh else {
+                return Err(io::Error::other("no fresh journal file to go on with"));
+            };
             let swapped = std::fs::rename(&current, &moving).and_then(|()| {
                 std::fs::rename(&next, &current).inspect_err(|_| {
                     let _ = std::fs::rename(&moving, &current);
@@ -224,7 +253,7 @@ impl Journal {
                 let _ = std::fs::remove_file(&next);
                 return Err(e);
             }
-            std::mem::replace(&mut self.file, file)
+            Some(std::mem::replace(&mut self.file, file))
         };
         Ok(SetAside {
             count: self.waiting(),
@@ -251,7 +280,7 @@ impl Journal {
 /// (unmapping a file takes a while).
 pub struct SetAside {
     pub count: usize,
-    _retired: Mapped,
+    _retired: Option<Mapped>,
 }
 
 /// One journal line: a message's contract JSON (its sequence number leads its id).
@@ -320,6 +349,12 @@ pub fn leftovers(database: &str) -> io::Result<Vec<MessageRow>> {
         }
     }
     Ok(rows.into_values().collect())
+}
+
+/// Whether the file of an earlier move is still set aside (that move failed): the next
+/// move takes its messages too, and needs no fresh file.
+pub fn move_pending(database: &str) -> bool {
+    std::path::Path::new(&moving_path_of(database)).exists()
 }
 
 /// Removes the file set aside for a move, once its messages are committed.
@@ -451,7 +486,10 @@ mod tests {
 
         // A move sets the file aside; a publish meanwhile goes to a fresh one.
         assert_eq!(
-            journal.set_aside(Fresh::create(db).unwrap()).unwrap().count,
+            journal
+                .set_aside(Some(Fresh::create(db).unwrap()))
+                .unwrap()
+                .count,
             3
         );
         journal.append(&[envelope(8, "a", 103)]).unwrap();
@@ -469,5 +507,30 @@ mod tests {
         assert_eq!(both(db), [8]);
         remove(db).unwrap();
         remove(db).unwrap();
+    }
+
+    #[test]
+    fn a_failed_move_is_tried_again_without_a_fresh_file() {
+        let (_dir, db) = temp_database();
+        let db = db.as_str();
+        let mut journal = Journal::create(db, Recent::default()).unwrap();
+        journal.append(&[envelope(1, "a", 10)]).unwrap();
+        assert!(
+            journal.set_aside(None).is_err(),
+            "a first move needs a fresh file"
+        );
+        let fresh = Fresh::create(db).unwrap();
+        assert_eq!(journal.set_aside(Some(fresh)).unwrap().count, 1);
+        assert!(move_pending(db));
+        // That move failed; the next one takes what came since too.
+        journal.append(&[envelope(2, "a", 11)]).unwrap();
+        assert_eq!(journal.set_aside(None).unwrap().count, 2);
+        drop(journal.moved(2));
+        remove_moved(db).unwrap();
+        assert!(!move_pending(db));
+        // Growing the room is how a full disk is found to have room again.
+        journal.grow().unwrap();
+        let room = std::fs::metadata(path_of(db)).unwrap().len();
+        assert_eq!(room, 2 * FIRST_ROOM as u64);
     }
 }

@@ -9,6 +9,7 @@ pub mod messages;
 pub mod quotas;
 pub mod schema;
 pub mod settings;
+pub mod space;
 pub mod topics;
 pub mod users;
 pub mod writer;

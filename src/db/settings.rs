@@ -20,6 +20,10 @@ pub fn get(conn: &mut Conn, name: &str) -> QueryResult<Option<String>> {
 
 /// Stores `value` unless `name` is already set; returns the value in force.
 pub fn get_or_init(conn: &mut Conn, name: &str, value: &str) -> QueryResult<String> {
+    // Read first: a start on a full disk writes nothing when the setting exists.
+    if let Some(stored) = get(conn, name)? {
+        return Ok(stored);
+    }
     super::ignore_duplicate(
         diesel::insert_into(settings::table)
             .values((settings::name.eq(name), settings::value.eq(value)))

@@ -7,6 +7,10 @@
 //! in bulk and runs deletes. Otherwise (PostgreSQL, cluster mode) publishes go to the
 //! writer thread, which stores those that arrive together in one transaction (group
 //! commit). Actix workers never wait on a database lock.
+//!
+//! A full disk refuses publishes (503) but stops nothing else: a start on it serves
+//! what is stored, and the writer thread retries what failed (moving the journal,
+//! making it) every [`RETRY_EVERY`] until there is room again.
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -15,6 +19,7 @@ use tokio::sync::oneshot;
 
 use super::journal::{self, Journal, Recent};
 use super::messages::{self, MessageRow};
+use super::space::{OutOfSpace, Space, Writes};
 use super::{Backend, Conn};
 use crate::broker::message::{Envelope, Message};
 use crate::broker::Broker;
@@ -38,6 +43,11 @@ const BACKLOG_LIMIT: usize = 64 * 1024;
 /// ...for at most this long; then the database counts as unavailable (503).
 const BACKLOG_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// While a write failed (a move, making the journal, growing its room), the writer
+/// thread tries it again this often, so that storing resumes by itself once there is
+/// room.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The nice value of a single SQLite node's writer thread (see [`yield_to_publishers`]).
 const MOVER_NICE: libc::c_int = 19;
 
@@ -48,6 +58,8 @@ enum Job {
     },
     /// Move the journal into `messages`.
     Move,
+    /// A journal write failed for lack of space: try again until there is room.
+    Recover,
     Other(Maintenance),
 }
 
@@ -68,6 +80,7 @@ pub struct Writer {
     recent: Recent,
     /// Set on a single SQLite node, whose workers journal their publishes.
     ledger: Option<Ledger>,
+    space: Space,
 }
 
 /// What a single SQLite node's publishers share: the last number handed out and the
@@ -80,6 +93,7 @@ struct Ledger {
     /// The journal's messages, read without the lock.
     recent: Recent,
     broker: Broker,
+    space: Space,
 }
 
 struct Book {
@@ -87,7 +101,9 @@ struct Book {
     /// memory, and writes the count to the stored counter before it deletes messages:
     /// numbers are never handed out twice, even after a restart.
     last: i64,
-    journal: Journal,
+    /// `None` while it cannot be made (a full disk): publishes are refused, and what an
+    /// earlier run journaled waits in [`Recent`] to be moved first.
+    journal: Option<Journal>,
     /// Whether the writer thread was asked to move the journal and has not finished.
     moving: bool,
 }
@@ -103,6 +119,10 @@ impl Ledger {
     async fn wait_for_moves(&self) -> ApiResult<()> {
         let waited = std::time::Instant::now();
         while self.recent.len() >= BACKLOG_LIMIT {
+            // Moves wait for room on the disk, not for the CPU: no use waiting.
+            if self.space.full() {
+                return Err(ApiError::StorageFull);
+            }
             if waited.elapsed() >= BACKLOG_WAIT {
                 tracing::error!("publishing waits on moves into messages that do not end");
                 return Err(ApiError::DatabaseUnavailable);
@@ -116,16 +136,25 @@ impl Ledger {
     /// other publishes; asks `jobs` for a move once enough wait.
     fn publish(&self, mut message: Message, jobs: &Sender<Job>) -> ApiResult<Arc<Envelope>> {
         let mut book = self.book();
-        number(std::slice::from_mut(&mut message), book.last + 1);
+        let Book {
+            last,
+            journal,
+            moving,
+        } = &mut *book;
+        let journal = journal.as_mut().ok_or(ApiError::StorageFull)?;
+        number(std::slice::from_mut(&mut message), *last + 1);
         let envelope = Arc::new(Envelope::new(message));
-        if let Err(error) = book.journal.append(std::slice::from_ref(&envelope)) {
+        let appended = journal.append(std::slice::from_ref(&envelope));
+        self.space.note(Writes::Publish, &appended);
+        if let Err(error) = appended {
             tracing::error!(%error, "journaling a message failed");
-            return Err(ApiError::DatabaseUnavailable);
+            let _ = jobs.send(Job::Recover);
+            return Err(refusal(&error));
         }
-        book.last += 1;
+        *last += 1;
         self.broker.deliver(envelope.clone());
-        if !book.moving && book.journal.waiting() >= MOVE_AT {
-            book.moving = true;
+        if !*moving && journal.waiting() >= MOVE_AT {
+            *moving = true;
             let _ = jobs.send(Job::Move);
         }
         drop(book);
@@ -143,26 +172,52 @@ impl Writer {
             url: url.to_string(),
             conn: Some(super::connect(url)?),
         };
-        // Messages journaled by an earlier run move in first, whatever this run does.
+        let space = Space::default();
+        // Messages journaled by an earlier run move in first, whatever this run does;
+        // on a full disk a single node keeps them for readers and moves them later.
+        let mut unmoved = Vec::new();
         if let Backend::Sqlite(database) = &backend {
             let rows = journal::leftovers(database)
                 .map_err(|e| format!("cannot read the journal of {database}: {e}"))?;
-            let moved = conn
-                .with(|conn| messages::move_in(conn, &rows))
-                .map_err(|e| format!("cannot move journaled messages: {e}"))?;
-            if !rows.is_empty() {
-                tracing::info!(moved, "moved messages journaled by an earlier run");
+            let moved = conn.with(|conn| messages::move_in(conn, &rows));
+            space.note(Writes::Move, &moved);
+            match moved {
+                Ok(moved) if !rows.is_empty() => {
+                    tracing::info!(moved, "moved messages journaled by an earlier run");
+                }
+                Ok(_) => {}
+                Err(e) if e.out_of_space() && cluster.is_none() => {
+                    tracing::error!(
+                        waiting = rows.len(),
+                        "cannot move journaled messages yet: {e}"
+                    );
+                    unmoved = rows;
+                }
+                Err(e) => return Err(format!("cannot move journaled messages: {e}")),
             }
         }
         let recent = Recent::default();
         let (storage, ledger) = match &backend {
             // One node on SQLite: no one else stores messages.
             Backend::Sqlite(database) if cluster.is_none() => {
-                let last = conn
+                let counted = conn
                     .with(messages::last_seq)
                     .map_err(|e| format!("cannot read the message counter: {e}"))?;
-                let journal = Journal::create(database, recent.clone())
-                    .map_err(|e| format!("cannot open the journal of {database}: {e}"))?;
+                let last = unmoved.last().map_or(counted, |row| row.seq.max(counted));
+                let journal = if unmoved.is_empty() {
+                    let made = Journal::create(database, recent.clone());
+                    space.note(Writes::Publish, &made);
+                    match made {
+                        Ok(journal) => Some(journal),
+                        Err(e) if e.out_of_space() => None,
+                        Err(e) => {
+                            return Err(format!("cannot open the journal of {database}: {e}"))
+                        }
+                    }
+                } else {
+                    recent.restore(unmoved);
+                    None
+                };
                 let book = Book {
                     last,
                     journal,
@@ -173,6 +228,7 @@ impl Writer {
                     database: database.as_str().into(),
                     recent: recent.clone(),
                     broker: broker.clone(),
+                    space: space.clone(),
                 };
                 (Storage::Alone(ledger.clone()), Some(ledger))
             }
@@ -185,7 +241,16 @@ impl Writer {
         };
         let (jobs, rx) = mpsc::channel();
         let fanout = Fanout { broker, cluster };
-        let store = Store { conn, storage };
+        // With no journal (a full disk), the writer tries to make one from the start.
+        let retry = ledger
+            .as_ref()
+            .is_some_and(|ledger| ledger.book().journal.is_none());
+        let store = Store {
+            conn,
+            storage,
+            space: space.clone(),
+            retry,
+        };
         std::thread::Builder::new()
             .name("tidings-writer".into())
             .spawn(move || run(store, rx, fanout))
@@ -194,7 +259,13 @@ impl Writer {
             jobs,
             recent,
             ledger,
+            space,
         })
+    }
+
+    /// Whether storing fails for lack of disk space (until a write succeeds again).
+    pub fn storage_full(&self) -> bool {
+        self.space.full()
     }
 
     /// Messages stored in the journal and not yet in `messages`, for readers.
@@ -287,6 +358,9 @@ enum Storage {
 struct Store {
     conn: Link,
     storage: Storage,
+    space: Space,
+    /// Whether a write failed that the writer thread tries again by itself.
+    retry: bool,
 }
 
 /// Where committed messages go: this node's subscribers, and the other nodes.
@@ -306,7 +380,15 @@ fn run(mut store: Store, jobs: Receiver<Job>, fanout: Fanout) {
         yield_to_publishers();
     }
     let mut publishes = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = jobs.recv() {
+    loop {
+        let first = match jobs.recv_timeout(store.wait()) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                store.recover();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut job = Some(first);
         while let Some(current) = job.take() {
             match current {
@@ -315,6 +397,7 @@ fn run(mut store: Store, jobs: Receiver<Job>, fanout: Fanout) {
                     store.commit(&mut publishes, &fanout);
                     store.move_journal();
                 }
+                Job::Recover => store.retry = true,
                 Job::Other(other) => {
                     store.commit(&mut publishes, &fanout);
                     store.maintain(other);
@@ -336,7 +419,9 @@ impl Store {
         }
         let (batch, replies): (Vec<Message>, Vec<Reply>) = pending.drain(..).unzip();
         let count = batch.len();
-        match self.store(batch) {
+        let stored = self.store(batch);
+        self.space.note(Writes::Publish, &stored);
+        match stored {
             Ok((envelopes, rows)) => {
                 METRICS.published(count as u64);
                 // In cluster mode, messages come back through Redis to be delivered here
@@ -355,27 +440,77 @@ impl Store {
             Err(error) => {
                 tracing::error!(%error, count, "storing messages failed");
                 for reply in replies {
-                    let _ = reply.send(Err(ApiError::DatabaseUnavailable));
+                    let _ = reply.send(Err(refusal(&error)));
                 }
             }
         }
     }
 
     /// Numbers a batch and stores it in one transaction.
-    fn store(&mut self, mut batch: Vec<Message>) -> Result<Stored, String> {
-        let rows = self
-            .conn
-            .with(|conn| {
-                super::transaction(conn, |conn| {
-                    let first = messages::reserve_seqs(conn, batch.len() as i64)?;
-                    number(&mut batch, first);
-                    let rows: Vec<MessageRow> = batch.iter().map(MessageRow::from).collect();
-                    messages::insert_batch(conn, &rows)?;
-                    Ok(rows)
-                })
+    fn store(&mut self, mut batch: Vec<Message>) -> QueryResult<Stored> {
+        let rows = self.conn.with(|conn| {
+            super::transaction(conn, |conn| {
+                let first = messages::reserve_seqs(conn, batch.len() as i64)?;
+                number(&mut batch, first);
+                let rows: Vec<MessageRow> = batch.iter().map(MessageRow::from).collect();
+                messages::insert_batch(conn, &rows)?;
+                Ok(rows)
             })
-            .map_err(|e| e.to_string())?;
+        })?;
         Ok((encode(batch), rows))
+    }
+
+    /// How long the writer thread waits for a job before it tries again what failed.
+    fn wait(&self) -> std::time::Duration {
+        if self.retry {
+            RETRY_EVERY
+        } else {
+            // A day: as good as for ever, with no overflow to fear.
+            std::time::Duration::from_secs(86_400)
+        }
+    }
+
+    /// Tries again what failed: a move (or, with no journal, moving what an earlier run
+    /// left and making the journal), or growing the journal's room.
+    fn recover(&mut self) {
+        let Storage::Alone(ledger) = &self.storage else {
+            self.retry = false;
+            return;
+        };
+        let grown = {
+            let mut book = ledger.book();
+            match book.journal.as_mut() {
+                Some(journal) if self.space.full() => Some(journal.grow()),
+                _ => None,
+            }
+        };
+        if let Some(grown) = &grown {
+            self.space.note(Writes::Publish, grown);
+        }
+        self.move_journal();
+    }
+
+    /// With no journal (a full disk at start-up, or since): moves what [`Recent`]
+    /// holds, then makes the journal, so publishes resume.
+    fn make_journal(&mut self, ledger: &Ledger) {
+        let count = ledger.recent.len();
+        let rows = ledger.recent.rows(count);
+        let moved = self.conn.with(|conn| messages::move_in(conn, &rows));
+        self.space.note(Writes::Move, &moved);
+        if let Err(e) = moved {
+            tracing::debug!(error = %e, "journaled messages still cannot move");
+            return;
+        }
+        let made = Journal::create(&ledger.database, ledger.recent.clone());
+        self.space.note(Writes::Publish, &made);
+        match made {
+            Ok(journal) => {
+                ledger.book().journal = Some(journal);
+                self.retry = false;
+                tracing::info!(moved = count, "storing messages again");
+            }
+            Err(e) => tracing::debug!(error = %e, "the journal still cannot be made"),
+        }
     }
 
     /// Moves the journal's messages into `messages`. Publishes go on meanwhile, to a
@@ -384,19 +519,35 @@ impl Store {
         let Storage::Alone(ledger) = &self.storage else {
             return;
         };
-        if ledger.recent.is_empty() {
-            ledger.book().moving = false;
+        let ledger = ledger.clone();
+        if ledger.book().journal.is_none() {
+            self.retry = true;
+            self.make_journal(&ledger);
             return;
         }
-        // Only the swap of files holds up publishers: the fresh one is made before, and
-        // the old mapping set_aside lets go of is dropped after the lock is released.
-        let aside = journal::Fresh::create(&ledger.database)
-            .and_then(|fresh| ledger.book().journal.set_aside(fresh));
+        if ledger.recent.is_empty() {
+            ledger.book().moving = false;
+            self.retry = self.space.full();
+            return;
+        }
+        // Only the swap of files holds up publishers: the fresh one is made before (not
+        // needed while an earlier move's file is still aside), and the old mapping
+        // set_aside lets go of is dropped after the lock is released.
+        let fresh = match journal::move_pending(&ledger.database) {
+            true => Ok(None),
+            false => journal::Fresh::create(&ledger.database).map(Some),
+        };
+        let aside = fresh.and_then(|fresh| match ledger.book().journal.as_mut() {
+            Some(journal) => journal.set_aside(fresh),
+            None => Err(std::io::Error::other("no journal")),
+        });
         let count = match aside {
             Ok(aside) if aside.count > 0 => aside.count,
             other => {
-                if let Err(e) = other {
+                if let Err(e) = &other {
                     tracing::error!(error = %e, "cannot set the journal aside");
+                    self.space.note(Writes::Move, &other);
+                    self.retry = true;
                 }
                 ledger.book().moving = false;
                 return;
@@ -406,11 +557,16 @@ impl Store {
         let rows = ledger.recent.rows(count);
         let started = std::time::Instant::now();
         let result = self.conn.with(|conn| messages::move_in(conn, &rows));
+        self.space.note(Writes::Move, &result);
+        self.retry = result.is_err() || self.space.full();
         // The moved messages are freed after the lock is released, as they are dropped.
         let _moved = {
             let mut book = ledger.book();
             book.moving = false;
-            result.is_ok().then(|| book.journal.moved(count))
+            match book.journal.as_mut() {
+                Some(journal) if result.is_ok() => Some(journal.moved(count)),
+                _ => None,
+            }
         };
         match result {
             Ok(moved) => {
@@ -451,6 +607,15 @@ impl Store {
                 let _ = reply.send(result.map(drop).map_err(ApiError::from));
             }
         }
+    }
+}
+
+/// What a publisher is told when its message could not be stored.
+fn refusal(error: &impl OutOfSpace) -> ApiError {
+    if error.out_of_space() {
+        ApiError::StorageFull
+    } else {
+        ApiError::DatabaseUnavailable
     }
 }
 

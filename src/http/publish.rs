@@ -110,7 +110,7 @@ async fn store(principal: &Principal, draft: Draft, state: &AppState) -> ApiResu
 async fn charge_publish(principal: &Principal, state: &AppState) -> ApiResult<Option<Allowance>> {
     let account = match principal {
         Principal::Account { user, .. } => user.clone(),
-        Principal::TopicToken(token) => state
+        Principal::TopicToken { token, .. } => state
             .auth
             .user(&token.owner_id)
             .await?

@@ -69,6 +69,7 @@ pub async fn subscribe(
         poll,
         keepalive: state.config.keepalive_interval,
         queue: state.config.subscriber_queue,
+        expires_at: principal.expires_at(),
     };
     if transport == Transport::Ws {
         let (response, ws, incoming) = actix_ws::handle(&req, payload)

@@ -65,10 +65,16 @@ pub struct Postgres {
 impl Postgres {
     /// `initdb` (trust authentication) and start on a free port.
     pub fn start() -> Postgres {
+        Self::start_in(&std::env::temp_dir())
+    }
+
+    /// Like [`Postgres::start`], with the cluster's files in a new directory under
+    /// `parent` (a small file system of a test's own, say).
+    pub fn start_in(parent: &Path) -> Postgres {
         let bin = postgres_bin();
         let dir = tempfile::Builder::new()
             .prefix("tidings-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("create temp dir");
         let data = dir.path().join("data");
         if is_root() {
