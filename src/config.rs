@@ -58,6 +58,12 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub anonymous_per_minute: u32,
+    /// Open connections one client IP may hold, streams included; 0 means no cap.
+    /// Not applied behind a proxy, where every connection comes from the proxy.
+    pub connections_per_ip: u32,
+    /// How long a request body may take to arrive, from its head.
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
     pub default_tier: String,
     pub tiers: BTreeMap<String, u32>,
 }
@@ -110,6 +116,8 @@ impl Default for LimitsConfig {
         ];
         Self {
             anonymous_per_minute: 60,
+            connections_per_ip: 256,
+            body_timeout: Duration::from_secs(10),
             default_tier: "free".into(),
             tiers: tiers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         }
@@ -192,6 +200,9 @@ impl Config {
         if self.keepalive_interval.is_zero() || self.cache_duration.is_zero() {
             return Err("configuration: keepalive_interval and cache_duration must be > 0".into());
         }
+        if self.limits.body_timeout.is_zero() {
+            return Err("configuration: limits.body_timeout must be > 0".into());
+        }
         Ok(())
     }
 
@@ -266,6 +277,8 @@ mod tests {
         let c = load(&[]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.cache_duration, Duration::from_secs(43200));
+        assert_eq!(c.limits.body_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.connections_per_ip, 256);
         assert_eq!(c.tier_limit("free"), Some(10));
         assert_eq!(c.tier_limit("unlimited"), None);
     }
