@@ -59,6 +59,31 @@ fn a_trickled_body_is_cut_at_its_deadline_and_the_connection_closed() {
 }
 
 #[test]
+fn a_trickled_chunked_body_is_cut_at_its_deadline_too() {
+    let server = TestServer::start(&format!("{NO_LIMITS}body_timeout = \"1s\"\n"));
+    let started = Instant::now();
+    let mut stream = raw_connect(
+        server.addr(),
+        b"POST /slow-chunks HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n",
+    );
+    assert_cut_at_deadline(&mut stream, started, Duration::from_secs(1));
+}
+
+/// A chunked body the server answers without reading (here a 404) is not drained for
+/// as long as the client trickles it: the connection closes after the answer.
+#[test]
+fn a_chunked_body_left_unread_does_not_hold_the_connection() {
+    let server = TestServer::start(&format!("{NO_LIMITS}body_timeout = \"10s\"\n"));
+    let mut stream = raw_connect(
+        server.addr(),
+        b"POST /no/such/path/here HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n",
+    );
+    let response = raw_response(&mut stream, WAIT);
+    assert_eq!(response.status, 404, "{response:?}");
+    assert!(raw_closed_within(&mut stream, Duration::from_secs(3)));
+}
+
+#[test]
 fn a_body_on_a_kept_alive_connection_has_the_same_deadline() {
     let server = TestServer::start(&format!("{NO_LIMITS}body_timeout = \"1s\"\n"));
     let mut stream = raw_connect(server.addr(), HEALTH);

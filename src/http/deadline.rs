@@ -65,6 +65,8 @@ where
                 at: Instant::now() + self.timeout,
                 timer: None,
                 expired: false,
+                chunked: req.headers().contains_key(header::TRANSFER_ENCODING),
+                finished: false,
             };
             req.set_payload(Payload::Stream {
                 payload: Box::pin(payload),
@@ -117,6 +119,10 @@ where
     }
 }
 
+/// How long a chunked body left unread is held after its handler is done: past the
+/// dispatcher's choice, made as it sends the answer, to close the connection.
+const UNREAD_HOLD: Duration = Duration::from_secs(1);
+
 /// A request body that fails once its deadline passes.
 struct Deadline {
     payload: Payload,
@@ -124,6 +130,24 @@ struct Deadline {
     /// Set only when the body has to be waited for.
     timer: Option<Pin<Box<Sleep>>>,
     expired: bool,
+    chunked: bool,
+    /// The body was read to its end (or failed).
+    finished: bool,
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        // The dispatcher drains a dropped chunked body for as long as the client
+        // trickles it; one still held when the answer goes out makes it close the
+        // connection instead, as it does for any body left unread.
+        if self.chunked && !self.finished {
+            let payload = std::mem::replace(&mut self.payload, Payload::None);
+            actix_web::rt::spawn(async move {
+                tokio::time::sleep(UNREAD_HOLD).await;
+                drop(payload);
+            });
+        }
+    }
 }
 
 impl Stream for Deadline {
@@ -134,6 +158,7 @@ impl Stream for Deadline {
             return Poll::Ready(None);
         }
         if let Poll::Ready(item) = Pin::new(&mut self.payload).poll_next(cx) {
+            self.finished = !matches!(item, Some(Ok(_)));
             return Poll::Ready(item);
         }
         let at = self.at;
