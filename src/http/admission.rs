@@ -91,31 +91,29 @@ impl Drop for Ticket<'_> {
 /// The soft limit on open files, read as each connection arrives (so one changed on
 /// the running process, with `prlimit`, counts at once); `None` when unlimited.
 fn file_limit() -> Option<usize> {
+    let limit = nofile()?;
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as usize)
+}
+
+/// Raises the soft limit on open files to the hard limit, so connections are bounded
+/// by what the system allows rather than a default of 1024; returns the limit.
+pub fn raise_file_limit() -> Option<usize> {
+    if let Some(mut limit) = nofile().filter(|l| l.rlim_cur < l.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit only reads the struct it is given.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    }
+    file_limit()
+}
+
+fn nofile() -> Option<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit only writes the struct it is given.
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    (ok && limit.rlim_cur != libc::RLIM_INFINITY).then(|| limit.rlim_cur as usize)
-}
-
-/// Raises the soft limit on open files to the hard limit, so connections are bounded
-/// by what the system allows rather than a default of 1024; returns the limit.
-pub fn raise_file_limit() -> Option<usize> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: both calls only read or write the struct they are given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-    file_limit()
+    ok.then_some(limit)
 }
 
 #[cfg(test)]
