@@ -69,6 +69,12 @@ pub struct LimitsConfig {
     #[serde(deserialize_with = "duration")]
     pub register_window: Duration,
     pub refresh_per_ip_per_minute: u32,
+    /// Open connections one client IP may hold, streams included; 0 means no cap.
+    /// Not applied behind a proxy, where every connection comes from the proxy.
+    pub connections_per_ip: u32,
+    /// How long a request body may take to arrive, from its head.
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
     pub default_tier: String,
     pub tiers: BTreeMap<String, u32>,
     /// Topics, API keys and topic tokens made per minute by one account; 0 = unlimited.
@@ -190,6 +196,8 @@ impl Default for LimitsConfig {
             register_per_ip: 5,
             register_window: Duration::from_secs(3600),
             refresh_per_ip_per_minute: 30,
+            connections_per_ip: 256,
+            body_timeout: Duration::from_secs(10),
             default_tier: "free".into(),
             tiers: tiers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             creations_per_minute: 30,
@@ -286,6 +294,9 @@ impl Config {
                 "configuration: limits.login_window and limits.register_window must be > 0".into(),
             );
         }
+        if self.limits.body_timeout.is_zero() {
+            return Err("configuration: limits.body_timeout must be > 0".into());
+        }
         Ok(())
     }
 
@@ -368,6 +379,8 @@ mod tests {
         let c = load(&[]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.cache_duration, Duration::from_secs(43200));
+        assert_eq!(c.limits.body_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.connections_per_ip, 256);
         assert_eq!(c.tier_limit("free"), Some(10));
         assert_eq!(c.tier_limit("unlimited"), None);
         assert_eq!(c.limits.creations_per_minute, 30);

@@ -32,10 +32,17 @@ pub enum ApiError {
     NotFound(String),
     #[error("Method not allowed")]
     MethodNotAllowed,
+    /// A request head or body that did not arrive in time.
+    #[error("Request timeout")]
+    RequestTimeout,
     #[error("{0}")]
     Conflict(String),
     #[error("Message too large")]
     TooLarge,
+    #[error("URI too long")]
+    UriTooLong,
+    #[error("Request header fields too large")]
+    HeadersTooLarge,
     #[error("{0}")]
     Unprocessable(String),
     #[error("Rate limit exceeded")]
@@ -49,6 +56,9 @@ pub enum ApiError {
     /// A publish could not be stored for lack of disk space.
     #[error("Storage full")]
     StorageFull,
+    /// Open connections have reached the reserve kept below the process's file limit.
+    #[error("Server is at its connection limit")]
+    AtConnectionLimit,
     /// The cause is logged where it happens; clients see a fixed text.
     #[error("Internal server error")]
     Internal,
@@ -82,11 +92,16 @@ impl ResponseError for ApiError {
             }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::DatabaseUnavailable | Self::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable | Self::StorageFull | Self::AtConnectionLimit => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +127,29 @@ impl ResponseError for ApiError {
         response.json(Detail {
             detail: &self.to_string(),
         })
+    }
+}
+
+impl From<crate::http::head::HeadError> for ApiError {
+    fn from(e: crate::http::head::HeadError) -> Self {
+        use crate::http::head::HeadError as H;
+        match e {
+            H::Malformed(detail) => Self::bad_request(detail),
+            H::TargetTooLong => Self::UriTooLong,
+            H::TooLarge => Self::HeadersTooLarge,
+        }
+    }
+}
+
+/// A request body that could not be read: cut at its deadline (408), too large, or broken.
+impl From<actix_web::error::PayloadError> for ApiError {
+    fn from(e: actix_web::error::PayloadError) -> Self {
+        use actix_web::error::PayloadError as P;
+        match e {
+            P::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => Self::RequestTimeout,
+            P::Overflow => Self::TooLarge,
+            other => Self::bad_request(format!("Invalid body: {other}")),
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let broker = Broker::new(TOPIC_IDLE_TIMEOUT);
     let cluster = config.redis_url.as_deref().map(Cluster::new).transpose()?;
     let writer = Writer::start(&config.database_url, broker.clone(), cluster.clone())?;
+    let file_limit = http::raise_file_limit();
     let listener = TcpListener::bind(&config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr: SocketAddr = listener
@@ -63,7 +64,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("tidings listening on http://{addr}");
     let database = db::Backend::parse(&config.database_url).display();
-    tracing::info!(%addr, %database, "tidings started");
+    tracing::info!(%addr, %database, ?file_limit, "tidings started");
     server.await.map_err(|e| format!("server error: {e}"))
 }
 

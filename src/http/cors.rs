@@ -7,7 +7,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 
 use super::AppState;
 use crate::auth::credential::X_CLIENT_KEY;
@@ -18,6 +18,7 @@ const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-API-Key, X-Topic-Tok
     X-Client-Key, X-User-Key, X-User-Id, X-Title, X-Priority, X-Tags, Last-Event-ID";
 const EXPOSE_HEADERS: &str =
     "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-Next-Cursor, Link";
+const ORIGIN_NOT_ALLOWED: ApiError = ApiError::ForbiddenBecause("Origin not allowed");
 
 pub async fn cors(
     req: ServiceRequest,
@@ -33,6 +34,12 @@ pub async fn cors(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let client_key = query_client_key(req.query_string());
+    let client_request = client_key.is_some() || req.headers().contains_key(X_CLIENT_KEY);
+    // A browser sends no preflight before a WebSocket upgrade, and reads nothing of the
+    // answer's CORS headers: the upgrade itself must be refused.
+    if !client_request && is_websocket_upgrade(&req) && !server_allows(&state, &origin) {
+        return Ok(req.into_response(ORIGIN_NOT_ALLOWED.error_response()));
+    }
     let preflight = req.method() == Method::OPTIONS
         && req.headers().contains_key("Access-Control-Request-Method");
     if preflight {
@@ -52,19 +59,23 @@ pub async fn cors(
                 .insert_header(("Access-Control-Max-Age", "600"));
             with_origin(r.finish(), &origin)
         } else {
-            actix_web::ResponseError::error_response(&ApiError::ForbiddenBecause(
-                "Origin not allowed",
-            ))
+            ORIGIN_NOT_ALLOWED.error_response()
         };
         return Ok(req.into_response(response));
     }
-    let client_request = client_key.is_some() || req.headers().contains_key(X_CLIENT_KEY);
     let response = next.call(req).await?.map_into_boxed_body();
     if client_request || server_allows(&state, &origin) {
         let (req, res) = response.into_parts();
         return Ok(ServiceResponse::new(req, with_origin(res, &origin)));
     }
     Ok(response)
+}
+
+fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 fn server_allows(state: &AppState, origin: &str) -> bool {

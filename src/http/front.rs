@@ -1,6 +1,11 @@
 //! The listener's front: each new connection is looked at once, before any HTTP
 //! machinery is set up for it.
 //!
+//! It is counted ([`super::admission`]: per client IP, and against the file limit),
+//! and its first request head is read and checked ([`super::head`]). A head that is
+//! malformed, too large or too slow, or a connection over a cap, is answered here with
+//! a JSON error and closed.
+//!
 //! When its first request opens an event stream (`GET /{topics}/sse`, `/json` or
 //! `/raw`), the app answers it like any request, and a small task writes the answer
 //! straight to the socket: the response head, then each chunk of the stream as it
@@ -8,17 +13,18 @@
 //! costs that task, its session and its queue, and no HTTP buffers.
 //!
 //! Every other connection, WebSocket upgrades included, goes to actix-web's HTTP/1
-//! dispatcher as it is.
+//! dispatcher, which reads the head the front read before anything else.
 
 use std::future::poll_fn;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use actix_http::{HttpService, KeepAlive, Request};
+use actix_http::{HttpServiceBuilder, KeepAlive, Request};
 use actix_rt::net::TcpStream;
 use actix_server::Server;
 use actix_service::{fn_factory, fn_service, map_config, IntoServiceFactory, Service};
@@ -27,20 +33,28 @@ use actix_web::body::{self, BodySize, BoxBody, MessageBody};
 use actix_web::dev::AppConfig;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, Uri, Version};
-use actix_web::{web, HttpResponse};
-use tokio::io::AsyncWriteExt;
+use actix_web::{web, HttpResponse, ResponseError};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use super::admission::{Admission, Verdict};
+use super::head::{self, Body, Head, HeadError};
 use super::AppState;
 use crate::broker::message::Transport;
 use crate::cores::Cores;
+use crate::error::ApiError;
 
-/// How long a new connection may take to send its first request.
+/// How long a new connection may take to send its first request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection about to be refused may take to send its head (read so that
+/// the refusal reaches the client rather than a reset).
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a refused connection is drained after its answer before it is dropped
+/// (none near the file limit, where its file is wanted back at once).
+const LINGER: Duration = Duration::from_secs(1);
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// A stream request's head must arrive whole, in the first read, within this size;
-/// anything else is the dispatcher's to read.
-const HEAD_LIMIT: usize = 4096;
-const MAX_HEADERS: usize = 48;
+/// What is read of a head at a time.
+const HEAD_READ: usize = 4096;
 /// Open connections each worker accepts before it waits for some to close.
 const MAX_CONNECTIONS_PER_WORKER: usize = 1 << 18;
 
@@ -56,7 +70,8 @@ pub fn serve(
     let cores = pin
         .then(|| Cores::for_workers(workers))
         .flatten()
-        .map(std::sync::Arc::new);
+        .map(Arc::new);
+    let admission = Arc::new(Admission::new(state.config.limits.connections_per_ip));
     let server = Server::build()
         .workers(workers)
         .max_concurrent_connections(MAX_CONNECTIONS_PER_WORKER)
@@ -64,30 +79,35 @@ pub fn serve(
         .listen("tidings", listener, move || {
             let state = state.clone();
             let cores = cores.clone();
+            let admission = admission.clone();
             fn_factory(move || {
                 // Runs on the worker's own thread, as it starts.
                 if let Some(cores) = &cores {
                     cores.pin_this_thread();
                 }
-                Front::start(state.clone(), addr)
+                Front::start(state.clone(), admission.clone(), addr)
             })
         })?
         .run();
     Ok(server)
 }
 
-/// One worker's two ways to serve a connection.
+/// One worker's two ways to serve a connection, and what decides between them.
 struct Front<H, A> {
     dispatcher: H,
     app: A,
+    admission: Arc<Admission>,
+    /// Every connection comes from the proxy: no cap per IP.
+    behind_proxy: bool,
 }
 
 impl Front<(), ()> {
     async fn start(
         state: web::Data<AppState>,
+        admission: Arc<Admission>,
         addr: SocketAddr,
     ) -> Result<impl Service<TcpStream, Response = (), Error = ()>, ()> {
-        let dispatcher = HttpService::build()
+        let dispatcher = HttpServiceBuilder::<Replay, _>::default()
             .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
             .client_request_timeout(REQUEST_TIMEOUT)
             .client_disconnect_timeout(Duration::from_secs(1))
@@ -95,15 +115,20 @@ impl Front<(), ()> {
             .h1(map_config(super::app(state.clone()).into_factory(), |_| {
                 AppConfig::default()
             }))
-            .tcp()
             .map_err(drop)
             .new_service(())
             .await?;
+        let behind_proxy = state.config.behind_proxy;
         let app = super::app(state)
             .into_factory()
             .new_service(AppConfig::default())
             .await?;
-        let front = Rc::new(Front { dispatcher, app });
+        let front = Rc::new(Front {
+            dispatcher,
+            app,
+            admission,
+            behind_proxy,
+        });
         Ok(fn_service(move |stream: TcpStream| {
             let front = front.clone();
             async move {
@@ -116,100 +141,243 @@ impl Front<(), ()> {
 
 impl<H, A, B> Front<H, A>
 where
-    H: Service<TcpStream, Response = (), Error = ()>,
+    H: Service<(Replay, Option<SocketAddr>), Response = (), Error = ()>,
     A: Service<Request, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
 {
     async fn connection(&self, stream: TcpStream) {
+        let peer = stream.peer_addr().ok();
+        let ip = peer.map(|a| a.ip()).filter(|_| !self.behind_proxy);
+        let ticket = self.admission.enter(ip);
+        let patience = match ticket.verdict {
+            Verdict::Serve => REQUEST_TIMEOUT,
+            _ => REFUSAL_TIMEOUT,
+        };
         // Each way is boxed (the compiler would otherwise size every connection's task
         // for the largest of them, and for the locals moved out before it).
-        let request = Box::pin(tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            stream_request(&stream),
-        ))
-        .await;
-        match request {
-            Ok(Some(request)) => Box::pin(self.stream(stream, request)).await,
+        let mut buf = BytesMut::new();
+        let read = Box::pin(tokio::time::timeout(patience, read_head(&stream, &mut buf))).await;
+        let first = match read {
+            Ok(Ok(())) => first_request(&buf, peer),
+            // Nothing was sent (a client that connected ahead of need, or left).
+            Ok(Err(_)) => return,
+            Err(_) if buf.is_empty() => return,
+            Err(_) => Err(ApiError::RequestTimeout),
+        };
+        let first = match (first, ticket.verdict) {
+            (Err(e), _) => return Box::pin(refuse(stream, e, LINGER)).await,
+            (Ok(_), Verdict::OverIpCap { cap }) => {
+                let e = ApiError::RateLimited {
+                    retry_after_secs: 1,
+                    limit: cap,
+                    remaining: 0,
+                };
+                return Box::pin(refuse(stream, e, LINGER)).await;
+            }
+            // Near the file limit only the probes are answered, one request each.
+            (Ok(First::Probe(request)), Verdict::AtFileLimit) => First::Direct(request),
+            (Ok(_), Verdict::AtFileLimit) => {
+                let e = ApiError::AtConnectionLimit;
+                return Box::pin(refuse(stream, e, Duration::ZERO)).await;
+            }
+            (Ok(First::Probe(_)), Verdict::Serve) => First::Other,
+            (Ok(first), Verdict::Serve) => first,
+        };
+        match first {
+            First::Direct(request) => Box::pin(self.stream(stream, request)).await,
             _ => {
-                let _ = Box::pin(self.dispatcher.call(stream)).await;
+                let io = Replay {
+                    head: buf,
+                    io: stream,
+                };
+                let _ = Box::pin(self.dispatcher.call((io, peer))).await;
             }
         }
     }
 
-    /// Answers a stream request on the socket, and keeps the connection only as long
-    /// as the answer is a stream that goes on.
+    /// Answers a request on the socket, and keeps the connection only as long as the
+    /// answer is a stream that goes on.
     async fn stream(&self, mut stream: TcpStream, request: Request) {
         let _ = stream.set_nodelay(true);
-        if let Some(body) = Box::pin(self.answer(&mut stream, request)).await {
-            let _ = pump(&mut stream, body).await;
-        }
-        let _ = stream.shutdown().await;
-    }
-
-    /// Runs the request through the app and writes the response's head, and its body
-    /// when that has a length; returns a stream body still to be written.
-    async fn answer(&self, stream: &mut TcpStream, request: Request) -> Option<BoxBody> {
         let response = match self.app.call(request).await {
             Ok(response) => response.into_parts().1.map_into_boxed_body(),
             Err(e) => e.as_response_error().error_response(),
         };
-        let (head, length, body) = encode_head(response);
-        stream.write_all(&head).await.ok()?;
-        match length {
-            None => Some(body),
-            Some(0) => None,
-            Some(_) => {
-                let bytes = body::to_bytes(body).await.ok()?;
-                stream.write_all(&bytes).await.ok()?;
-                None
-            }
+        if let Some(body) = Box::pin(write_response(&mut stream, response)).await {
+            let _ = pump(&mut stream, body).await;
+        }
+        let _ = stream.shutdown().await;
+    }
+}
+
+/// What the front makes of a connection's first request.
+enum First {
+    /// Answered by the front itself: an event stream, or (near the file limit) a probe.
+    Direct(Request),
+    /// `GET /health` or `GET /metrics`: the dispatcher's, unless near the file limit.
+    Probe(Request),
+    /// The dispatcher's.
+    Other,
+}
+
+/// Reads until `buf` holds a whole request head, or one that is refused already.
+/// An error means the client left (or sent nothing before its socket failed).
+async fn read_head(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<()> {
+    loop {
+        if !matches!(head::check_head(buf), Ok(None)) {
+            return Ok(());
+        }
+        buf.reserve(HEAD_READ);
+        stream.readable().await?;
+        match stream.try_read_buf(buf) {
+            Ok(0) if buf.is_empty() => return Err(io::ErrorKind::UnexpectedEof.into()),
+            // A head cut short is malformed; `first_request` says so.
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
 }
 
-/// Reads the first request's head, and takes it off the socket only when it is a
-/// whole `GET` of an event stream with no body and no upgrade; otherwise leaves it
-/// there for the dispatcher.
-async fn stream_request(stream: &TcpStream) -> Option<Request> {
-    let mut buf = vec![0; HEAD_LIMIT];
-    let n = stream.peek(&mut buf).await.ok()?;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut head = httparse::Request::new(&mut headers);
-    let httparse::Status::Complete(len) = head.parse(&buf[..n]).ok()? else {
-        return None;
-    };
-    if head.method != Some("GET") || !opens_stream(head.path?) {
-        return None;
+/// Checks the head in `buf` and sorts the request. A stream request (a whole `GET` of
+/// an event stream with no body and no upgrade) and a probe are built here.
+fn first_request(buf: &[u8], peer: Option<SocketAddr>) -> Result<First, ApiError> {
+    let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
+    let (head, count) = head::parse_head(buf, &mut headers)?
+        .ok_or(HeadError::Malformed("Incomplete request head"))?;
+    let plain_get = head.method == "GET" && head.body == Body::None && !head.upgrade;
+    let path = head.target.split('?').next().unwrap_or_default();
+    if plain_get && opens_stream(head.target) {
+        return Ok(First::Direct(request(&head, &headers[..count], peer)?));
     }
+    if plain_get && matches!(path, "/health" | "/metrics") {
+        return Ok(First::Probe(request(&head, &headers[..count], peer)?));
+    }
+    Ok(First::Other)
+}
+
+/// An actix request made from a checked head (its body is empty).
+fn request(
+    head: &Head<'_>,
+    headers: &[httparse::Header<'_>],
+    peer: Option<SocketAddr>,
+) -> Result<Request, ApiError> {
+    let malformed = || ApiError::from(HeadError::Malformed("Malformed request head"));
     let mut request = Request::new();
     let out = request.head_mut();
     out.method = Method::GET;
-    out.uri = Uri::try_from(head.path?).ok()?;
-    out.version = match head.version? {
+    out.uri = Uri::try_from(head.target).map_err(|_| malformed())?;
+    out.version = match head.version {
         0 => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    out.peer_addr = stream.peer_addr().ok();
-    for h in head.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        if name == "upgrade" || name == "content-length" || name == "transfer-encoding" {
-            return None;
-        }
-        out.headers
-            .append(name, HeaderValue::from_bytes(h.value).ok()?);
+    out.peer_addr = peer;
+    for h in headers {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| malformed())?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| malformed())?;
+        out.headers.append(name, value);
     }
-    // The head was peeked, so it is all there to read.
-    let mut taken = 0;
-    while taken < len {
-        stream.readable().await.ok()?;
-        match stream.try_read(&mut buf[taken..len]) {
-            Ok(0) => return None,
-            Ok(n) => taken += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return None,
+    Ok(request)
+}
+
+/// Answers `error` (`connection: close`), then drains what the client still sends for
+/// up to `linger` before closing, so the answer is read rather than lost to a reset.
+async fn refuse(mut stream: TcpStream, error: ApiError, linger: Duration) {
+    let _ = Box::pin(write_response(&mut stream, error.error_response())).await;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut sink = [0; 1024];
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(linger, drain).await;
+}
+
+/// Writes a response's head, and its body when that has a length; returns a stream
+/// body still to be written.
+async fn write_response(
+    stream: &mut TcpStream,
+    response: HttpResponse<BoxBody>,
+) -> Option<BoxBody> {
+    let (head, length, body) = encode_head(response);
+    stream.write_all(&head).await.ok()?;
+    match length {
+        None => Some(body),
+        Some(0) => None,
+        Some(_) => {
+            let bytes = body::to_bytes(body).await.ok()?;
+            stream.write_all(&bytes).await.ok()?;
+            None
         }
     }
-    Some(request)
+}
+
+/// A connection's socket, with the head the front read from it given back first.
+pub struct Replay {
+    head: BytesMut,
+    io: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.head.is_empty() {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let n = self.head.len().min(buf.remaining());
+        buf.put_slice(&self.head[..n]);
+        self.head.advance(n);
+        if self.head.is_empty() {
+            // Free the buffer for the rest of the connection.
+            self.head = BytesMut::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// `/{topics}/sse`, `/{topics}/json` or `/{topics}/raw`, with any query.

@@ -2,9 +2,12 @@
 //! actix itself rejects. Handlers stay thin; the work lives in `broker`, `db`, `auth`.
 
 mod accounts;
+mod admission;
 mod client_auth;
 mod cors;
+mod deadline;
 pub mod front;
+pub mod head;
 mod health;
 mod keys;
 mod paging;
@@ -34,6 +37,7 @@ use crate::db::Pool;
 use crate::error::{ApiError, ApiResult, Detail};
 use crate::limits::{Limits, PerIp};
 use crate::metrics::METRICS;
+pub use admission::raise_file_limit;
 pub use cors::cors;
 
 /// What every handler can reach.
@@ -154,8 +158,12 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let body_timeout = state.config.limits.body_timeout;
     actix_web::App::new()
         .app_data(state)
+        .wrap(deadline::BodyDeadline {
+            timeout: body_timeout,
+        })
         .wrap(actix_web::middleware::from_fn(limit_by_ip))
         .wrap(json_errors())
         .wrap(actix_web::middleware::from_fn(cors))
@@ -220,6 +228,7 @@ fn json_error(e: actix_web::error::JsonPayloadError) -> actix_web::Error {
     let api = match e {
         J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::TooLarge,
         J::ContentType => ApiError::bad_request("Expected Content-Type: application/json"),
+        J::Payload(e) => e.into(),
         other => ApiError::bad_request(format!("Invalid JSON body: {other}")),
     };
     api.into()
@@ -263,12 +272,14 @@ pub fn header_text(
 }
 
 /// The client's IP: the peer address, or behind a proxy the right-most
-/// `X-Forwarded-For` hop (the one our proxy added).
+/// `X-Forwarded-For` hop (the one our proxy added): the last hop of the last header,
+/// since a client may send headers of its own before the proxy's.
 pub fn client_ip(req: &HttpRequest, behind_proxy: bool) -> Option<std::net::IpAddr> {
     if behind_proxy {
         let forwarded = req
             .headers()
-            .get("X-Forwarded-For")
+            .get_all("X-Forwarded-For")
+            .next_back()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .and_then(|hop| hop.trim().parse().ok());

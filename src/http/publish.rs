@@ -128,7 +128,7 @@ async fn charge_publish(principal: &Principal, state: &AppState) -> ApiResult<Op
 async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("Invalid body: {e}")))?;
+        let chunk = chunk?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::TooLarge);
         }

@@ -21,8 +21,9 @@ use serde_json::Value;
 /// How long a server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Configuration that keeps rate limits out of the way of tests about something else.
-pub const NO_LIMITS: &str = "[limits]\ndefault_tier = \"unlimited\"\nanonymous_per_minute = 0\nlogin_failures_per_email = 0\nlogin_per_ip_per_minute = 0\nregister_per_ip = 0\nrefresh_per_ip_per_minute = 0\n\
-    creations_per_minute = 0\n";
+pub const NO_LIMITS: &str = "[limits]\ndefault_tier = \"unlimited\"\nanonymous_per_minute = 0\n\
+    login_failures_per_email = 0\nlogin_per_ip_per_minute = 0\nregister_per_ip = 0\n\
+    refresh_per_ip_per_minute = 0\ncreations_per_minute = 0\nconnections_per_ip = 0\n";
 /// Limit on any one plain HTTP exchange made by the helpers.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Body size accepted by the helpers for non-streaming responses.
@@ -1081,4 +1082,126 @@ pub async fn request_with_headers(
         parse_json(&bytes, path)
     };
     (resp.status().as_u16(), resp.headers().clone(), json)
+}
+
+// ---------------------------------------------------------------------------
+// Raw HTTP/1.1 exchanges (for heads and bodies no client library would send)
+// ---------------------------------------------------------------------------
+
+/// A response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The head's header lines, names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, checking it is sent as JSON.
+    pub fn json(&self) -> Value {
+        let content_type = self.header("content-type").unwrap_or("");
+        assert!(
+            content_type.starts_with("application/json"),
+            "status {}: content type {content_type:?}, body {:?}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        );
+        parse_json(&self.body, "raw response")
+    }
+}
+
+/// Connects to `addr` and writes `bytes`.
+pub fn raw_connect(addr: &str, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(bytes).expect("write request");
+    stream
+}
+
+/// Reads one response (head, then a body of its `content-length`) within `timeout`.
+pub fn raw_response(stream: &mut TcpStream, timeout: Duration) -> RawResponse {
+    let deadline = Instant::now() + timeout;
+    let mut data = Vec::new();
+    let mut chunk = [0; 8192];
+    let read_more = |stream: &mut TcpStream, data: &mut Vec<u8>, chunk: &mut [u8]| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no whole response within {timeout:?}: {data:?}"
+        );
+        stream
+            .set_read_timeout(Some(left))
+            .expect("set read timeout");
+        let n = stream
+            .read(chunk)
+            .unwrap_or_else(|e| panic!("no whole response within {timeout:?} ({e}): {data:?}"));
+        assert!(n > 0, "connection closed before a whole response: {data:?}");
+        data.extend_from_slice(&chunk[..n]);
+    };
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        read_more(stream, &mut data, &mut chunk);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        read_more(stream, &mut data, &mut chunk);
+    }
+    RawResponse {
+        status,
+        headers,
+        body: data[head_end..head_end + length].to_vec(),
+    }
+}
+
+/// Whether the server closes `stream` (end of file or reset) within `timeout`; what it
+/// sends meanwhile is discarded.
+pub fn raw_closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut sink = [0; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .expect("set read timeout");
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
 }
