@@ -39,6 +39,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::admission::{Admission, Verdict};
 use super::head::{self, Body, Head, HeadError};
+use super::stall::Stall;
 use super::AppState;
 use crate::broker::message::Transport;
 use crate::cores::Cores;
@@ -53,6 +54,9 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// (none near the file limit, where its file is wanted back at once).
 const LINGER: Duration = Duration::from_secs(1);
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// What a handler may take, on top of a request's head and body, before its answer
+/// starts (a publish waits at most 5 s for the writer, a pooled connection as long).
+const HANDLER_TIME: Duration = Duration::from_secs(5);
 /// What is read of a head at a time.
 const HEAD_READ: usize = 4096;
 /// Open connections each worker accepts before it waits for some to close.
@@ -99,6 +103,9 @@ struct Front<H, A> {
     admission: Arc<Admission>,
     /// Every connection comes from the proxy: no cap per IP.
     behind_proxy: bool,
+    /// How long a client that has sent (part of) a request may wait for the answer
+    /// to start before its connection is closed.
+    stall_limit: Duration,
 }
 
 impl Front<(), ()> {
@@ -119,6 +126,7 @@ impl Front<(), ()> {
             .new_service(())
             .await?;
         let behind_proxy = state.config.behind_proxy;
+        let stall_limit = REQUEST_TIMEOUT + state.config.limits.body_timeout + HANDLER_TIME;
         let app = super::app(state)
             .into_factory()
             .new_service(AppConfig::default())
@@ -128,6 +136,7 @@ impl Front<(), ()> {
             app,
             admission,
             behind_proxy,
+            stall_limit,
         });
         Ok(fn_service(move |stream: TcpStream| {
             let front = front.clone();
@@ -186,9 +195,12 @@ where
         match first {
             First::Direct(request) => Box::pin(self.stream(stream, request)).await,
             _ => {
+                let mut stall = Stall::new(self.stall_limit);
+                stall.received();
                 let io = Replay {
                     head: buf,
                     io: stream,
+                    stall,
                 };
                 let _ = Box::pin(self.dispatcher.call((io, peer))).await;
             }
@@ -328,23 +340,35 @@ async fn write_response(
 pub struct Replay {
     head: BytesMut,
     io: TcpStream,
+    /// Closes the connection when a later request stalls.
+    stall: Stall,
 }
 
 impl AsyncRead for Replay {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.head.is_empty() {
-            return Pin::new(&mut self.io).poll_read(cx, buf);
+        let this = self.get_mut();
+        if this.head.is_empty() {
+            if this.stall.poll_expired(cx).is_ready() {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "request not complete in time");
+                return Poll::Ready(Err(e));
+            }
+            let before = buf.filled().len();
+            let read = Pin::new(&mut this.io).poll_read(cx, buf);
+            if buf.filled().len() > before {
+                this.stall.received();
+            }
+            return read;
         }
-        let n = self.head.len().min(buf.remaining());
-        buf.put_slice(&self.head[..n]);
-        self.head.advance(n);
-        if self.head.is_empty() {
+        let n = this.head.len().min(buf.remaining());
+        buf.put_slice(&this.head[..n]);
+        this.head.advance(n);
+        if this.head.is_empty() {
             // Free the buffer for the rest of the connection.
-            self.head = BytesMut::new();
+            this.head = BytesMut::new();
         }
         Poll::Ready(Ok(()))
     }
@@ -356,6 +380,7 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.stall.answered(buf);
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
@@ -364,6 +389,9 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            self.stall.answered(first);
+        }
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 

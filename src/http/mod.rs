@@ -12,6 +12,7 @@ mod health;
 mod keys;
 mod paging;
 mod publish;
+mod stall;
 mod subscribe;
 mod topics;
 
