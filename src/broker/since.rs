@@ -39,7 +39,8 @@ impl Since {
         }
         if text.starts_with(|c: char| c.is_ascii_digit()) {
             if let Ok(d) = crate::config::parse_duration(text) {
-                return Ok(Self::Time(now - d.as_secs() as i64));
+                let ago = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                return Ok(Self::Time(now.saturating_sub(ago)));
             }
         }
         if text.len() <= 32 && text.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -101,6 +102,20 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endless_duration_reaches_back_to_the_start_without_overflowing() {
+        let huge = "883166666us666661666us166666us666661666us66333333211yr";
+        assert!(matches!(
+            Since::parse(huge, 1_764_000_000),
+            Ok(Since::Time(_))
+        ));
+        let far = format!("{}s", u64::MAX / 2);
+        assert_eq!(
+            Since::parse(&far, i64::MIN + 5).ok(),
+            Some(Since::Time(i64::MIN))
+        );
+    }
 
     #[test]
     fn since_forms() {
