@@ -107,3 +107,35 @@ fn a_head_in_pieces_and_the_requests_after_it_are_served() {
     let second = raw_response(&mut stream, WAIT);
     assert_eq!(second.status, 200, "{second:?}");
 }
+
+/// Sends `request` as a kept-alive connection's second request (the dispatcher's
+/// parser reads it, not the front's) and checks it gets a JSON error too.
+fn assert_refused_later(request: &[u8], status: u16, detail: &str) {
+    let server = TestServer::start(NO_LIMITS);
+    let mut stream = raw_connect(
+        server.addr(),
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
+    assert_eq!(raw_response(&mut stream, WAIT).status, 200);
+    stream.write_all(request).expect("write");
+    let response = raw_response(&mut stream, WAIT);
+    assert_eq!(response.status, status, "{response:?}");
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(response.json()["detail"], detail, "{response:?}");
+    assert!(raw_closed_within(&mut stream, Duration::from_secs(3)));
+}
+
+#[test]
+fn a_malformed_later_request_on_a_kept_alive_connection_is_a_json_400() {
+    let request = post_with("Content-Length: 1\r\nContent-Length: 1");
+    assert_refused_later(&request, 400, "Malformed request head");
+    let request = b"GET /health HTTP/1.1\r\nHost: localhost\rX-Other: a\r\n\r\n";
+    assert_refused_later(request, 400, "Malformed request head");
+}
+
+#[test]
+fn too_many_headers_on_a_later_request_are_a_json_431() {
+    let many: String = (0..200).map(|i| format!("X-Header-{i}: 1\r\n")).collect();
+    let request = format!("GET /health HTTP/1.1\r\nHost: localhost\r\n{many}\r\n");
+    assert_refused_later(request.as_bytes(), 431, "Request header fields too large");
+}

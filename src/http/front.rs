@@ -34,7 +34,7 @@ use actix_web::dev::AppConfig;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, Uri, Version};
 use actix_web::{web, HttpResponse, ResponseError};
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::admission::{Admission, Verdict};
@@ -195,13 +195,7 @@ where
         match first {
             First::Direct(request) => Box::pin(self.stream(stream, request)).await,
             _ => {
-                let mut stall = Stall::new(self.stall_limit);
-                stall.received();
-                let io = Replay {
-                    head: buf,
-                    io: stream,
-                    stall,
-                };
+                let io = Replay::new(buf, stream, self.stall_limit);
                 let _ = Box::pin(self.dispatcher.call((io, peer))).await;
             }
         }
@@ -342,6 +336,53 @@ pub struct Replay {
     io: TcpStream,
     /// Closes the connection when a later request stalls.
     stall: Stall,
+    /// A JSON answer written in place of a bare error head of the dispatcher's.
+    answer: Option<Bytes>,
+}
+
+impl Replay {
+    fn new(head: BytesMut, io: TcpStream, stall_limit: Duration) -> Self {
+        let mut stall = Stall::new(stall_limit);
+        stall.received();
+        Self {
+            head,
+            io,
+            stall,
+            answer: None,
+        }
+    }
+
+    /// Writes what is left of a JSON answer put in place of the dispatcher's.
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(answer) = &mut self.answer {
+            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, answer))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            answer.advance(n);
+            if answer.is_empty() {
+                self.answer = None;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The JSON answer for an error the dispatcher answers with a bare head (a later
+/// request of a kept-alive connection it cannot parse), as the front answers it for a
+/// first request.
+fn json_answer(written: &[u8]) -> Option<Bytes> {
+    let error = match head::empty_error_status(written)? {
+        400 => ApiError::bad_request("Malformed request head"),
+        408 => ApiError::RequestTimeout,
+        413 => ApiError::TooLarge,
+        414 => ApiError::UriTooLong,
+        431 => ApiError::HeadersTooLarge,
+        _ => return None,
+    };
+    let (mut answer, _, body) = encode_head(error.error_response());
+    answer.extend_from_slice(&body.try_into_bytes().ok()?);
+    Some(answer.into())
 }
 
 impl AsyncRead for Replay {
@@ -376,12 +417,22 @@ impl AsyncRead for Replay {
 
 impl AsyncWrite for Replay {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.stall.answered(buf);
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_answer(cx))?;
+        this.stall.answered(buf);
+        if let Some(answer) = json_answer(buf) {
+            this.answer = Some(answer);
+            // The rest goes out with the next write or flush.
+            if let Poll::Ready(Err(e)) = this.poll_answer(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -389,7 +440,11 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+        let first = bufs.iter().find(|b| !b.is_empty());
+        if self.answer.is_some() || first.is_some_and(|b| json_answer(b).is_some()) {
+            return self.poll_write(cx, first.map_or(&[][..], |b| &b[..]));
+        }
+        if let Some(first) = first {
             self.stall.answered(first);
         }
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
@@ -399,12 +454,16 @@ impl AsyncWrite for Replay {
         self.io.is_write_vectored()
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_answer(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_answer(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 

@@ -98,6 +98,26 @@ pub fn parse_head<'b>(
     )))
 }
 
+/// The status of an error answer (4xx, 5xx) written as a bare head with an empty body
+/// and nothing after it: what the HTTP/1 dispatcher writes itself when it cannot
+/// parse a later request of a kept-alive connection. `None` for anything else (every
+/// answer of the app has a body). Cheap for the common case: a 2xx is told by its
+/// first 10 bytes.
+pub fn empty_error_status(written: &[u8]) -> Option<u16> {
+    let rest = written
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| written.strip_prefix(b"HTTP/1.0 "))?;
+    if !matches!(rest.first(), Some(b'4' | b'5')) {
+        return None;
+    }
+    let status: u16 = std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok()?;
+    let end = written.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let empty = written
+        .split(|&b| b == b'\n')
+        .any(|line| line.eq_ignore_ascii_case(b"content-length: 0\r"));
+    (end + 4 == written.len() && empty).then_some(status)
+}
+
 /// An incomplete head may already be too long to ever be accepted.
 fn incomplete(buf: &[u8]) -> Result<Option<(Head<'_>, usize)>, HeadError> {
     // The request line is the method, the target and ` HTTP/1.1`.
@@ -177,6 +197,21 @@ fn content_length(value: &[u8]) -> Result<u64, HeadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_error_heads_are_told_from_every_other_answer() {
+        let bare = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        assert_eq!(empty_error_status(bare), Some(400));
+        let timeout = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(empty_error_status(timeout), Some(408));
+        let with_body = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n{}";
+        assert_eq!(empty_error_status(with_body), None);
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(empty_error_status(ok), None);
+        let two = [&bare[..], &bare[..]].concat();
+        assert_eq!(empty_error_status(&two), None, "not a head alone");
+        assert_eq!(empty_error_status(b"HTTP/1.1 4"), None);
+    }
 
     fn check(head: &str) -> Result<Option<Head<'_>>, HeadError> {
         check_head(head.as_bytes())
