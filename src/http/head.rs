@@ -4,7 +4,7 @@
 //! Pure: bytes in, a verdict out, no I/O and no panic on any input (a fuzz target
 //! calls [`check_head`] with arbitrary bytes).
 
-use actix_web::http::Uri;
+use actix_web::http::{Method, Uri};
 
 /// Headers a request may have (as many as the dispatcher reads; more is a 431).
 pub const MAX_HEADERS: usize = 96;
@@ -74,6 +74,10 @@ pub fn parse_head<'b>(
     else {
         return Err(HeadError::Malformed("Malformed request head"));
     };
+    // httparse takes any token as a method; the dispatcher only what `http` does.
+    if Method::from_bytes(method.as_bytes()).is_err() {
+        return Err(HeadError::Malformed("Malformed request head"));
+    }
     if target.len() > MAX_TARGET {
         return Err(HeadError::TargetTooLong);
     }
@@ -85,6 +89,10 @@ pub fn parse_head<'b>(
     }
     let count = request.headers.len();
     let framing = framing(request.headers, version)?;
+    // HTTP/1.0 has no chunks: a POST without a length has no way to end its body.
+    if version == 0 && method == "POST" && framing.body == Body::None {
+        return Err(HeadError::Malformed("Missing Content-Length"));
+    }
     Ok(Some((
         Head {
             len,
@@ -197,6 +205,26 @@ fn content_length(value: &[u8]) -> Result<u64, HeadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http_1_0_post_needs_a_length() {
+        let head = b"POST /backups HTTP/1.0\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            check_head(head),
+            Err(HeadError::Malformed("Missing Content-Length"))
+        );
+        let head = b"POST /backups HTTP/1.0\r\nContent-Length: 1\r\n\r\nx";
+        assert!(matches!(check_head(head), Ok(Some(_))));
+    }
+
+    #[test]
+    fn a_method_the_dispatcher_would_refuse_is_refused_here() {
+        let head = b"P$ST /backups HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            check_head(head),
+            Err(HeadError::Malformed("Malformed request head"))
+        );
+    }
 
     #[test]
     fn bare_error_heads_are_told_from_every_other_answer() {
