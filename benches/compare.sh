@@ -113,6 +113,7 @@ registration = "open"
 [limits]
 anonymous_per_minute = 0
 connections_per_ip = 0
+creations_per_minute = 0
 default_tier = "unlimited"
 EOF
     TIDINGS_LOG=warn "${BINARY:-target/release/tidings}" serve --config "$dir/tidings.toml" >"$dir/log" 2>&1 &
