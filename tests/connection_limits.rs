@@ -9,7 +9,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{
-    raw_closed_within, raw_connect, raw_response, RawResponse, TcpSse, TestServer, NO_LIMITS,
+    raw_closed_within, raw_connect, raw_read_until, raw_response, RawResponse, TcpSse, TestServer,
+    NO_LIMITS,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -256,30 +257,6 @@ fn any_origin_may_open_a_websocket_by_default() {
     );
 }
 
-/// Reads from a raw socket until `wanted` has arrived, within `timeout`.
-fn read_until(stream: &mut TcpStream, wanted: &str, timeout: Duration) -> String {
-    use std::io::Read;
-    let deadline = Instant::now() + timeout;
-    let mut seen = Vec::new();
-    let mut chunk = [0; 4096];
-    while !String::from_utf8_lossy(&seen).contains(wanted) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no {wanted:?} within {timeout:?}: {seen:?}"
-        );
-        stream
-            .set_read_timeout(Some(left))
-            .expect("set read timeout");
-        match stream.read(&mut chunk) {
-            Ok(0) => panic!("closed before {wanted:?}: {seen:?}"),
-            Ok(n) => seen.extend_from_slice(&chunk[..n]),
-            Err(e) => panic!("no {wanted:?}: {e}"),
-        }
-    }
-    String::from_utf8_lossy(&seen).into_owned()
-}
-
 #[actix_rt::test]
 async fn a_later_request_that_stalls_on_a_kept_alive_connection_is_closed() {
     let mut server = TestServer::start(&format!("{NO_LIMITS}body_timeout = \"1s\"\n"));
@@ -294,7 +271,7 @@ async fn a_later_request_that_stalls_on_a_kept_alive_connection_is_closed() {
     assert_eq!(raw_response(&mut stream, WAIT).status, 200);
     let open = format!("GET /{topic}/sse HTTP/1.1\r\nHost: localhost\r\n\r\n");
     stream.write_all(open.as_bytes()).expect("write");
-    read_until(&mut stream, "event: open", WAIT);
+    raw_read_until(&mut stream, "event: open", WAIT);
     // A second request's head trickled a byte at a time.
     let mut stalled = raw_connect(server.addr(), HEALTH);
     assert_eq!(raw_response(&mut stalled, WAIT).status, 200);
@@ -310,5 +287,5 @@ async fn a_later_request_that_stalls_on_a_kept_alive_connection_is_closed() {
     );
     assert!(started.elapsed() >= limit - Duration::from_millis(200));
     server.publish(&topic, "still here").await;
-    read_until(&mut stream, "still here", WAIT);
+    raw_read_until(&mut stream, "still here", WAIT);
 }

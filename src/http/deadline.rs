@@ -17,7 +17,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::HttpMessage;
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
+
+use super::timer::LazyTimer;
 
 /// Middleware: times each request body against `timeout`.
 pub struct BodyDeadline {
@@ -63,7 +65,7 @@ where
             let payload = Deadline {
                 payload: req.take_payload(),
                 at: Instant::now() + self.timeout,
-                timer: None,
+                timer: LazyTimer::default(),
                 expired: false,
                 chunked: req.headers().contains_key(header::TRANSFER_ENCODING),
                 finished: false,
@@ -127,8 +129,8 @@ const UNREAD_HOLD: Duration = Duration::from_secs(1);
 struct Deadline {
     payload: Payload,
     at: Instant,
-    /// Set only when the body has to be waited for.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// Armed only when the body has to be waited for.
+    timer: LazyTimer,
     expired: bool,
     chunked: bool,
     /// The body was read to its end (or failed).
@@ -162,10 +164,7 @@ impl Stream for Deadline {
             return Poll::Ready(item);
         }
         let at = self.at;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-        std::task::ready!(timer.as_mut().poll(cx));
+        std::task::ready!(self.timer.poll_until(at, cx));
         self.expired = true;
         let cut = std::io::Error::new(std::io::ErrorKind::TimedOut, "request body timed out");
         Poll::Ready(Some(Err(PayloadError::Io(cut))))

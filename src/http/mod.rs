@@ -14,6 +14,7 @@ mod paging;
 mod publish;
 mod stall;
 mod subscribe;
+mod timer;
 mod topics;
 
 use std::future::Future;

@@ -6,19 +6,19 @@
 //! Costs a clock read when a request's first bytes arrive and a store when an answer
 //! is written; the one timer per connection is touched only when it fires.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
+
+use super::timer::LazyTimer;
 
 /// Watches one connection.
 pub struct Stall {
     limit: Duration,
     /// When the client sent bytes that no answer has followed yet.
     waiting_since: Option<Instant>,
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: LazyTimer,
     /// After a protocol upgrade (WebSocket) the connection is no longer request and
     /// answer; its own keepalives watch it.
     off: bool,
@@ -29,7 +29,7 @@ impl Stall {
         Self {
             limit,
             waiting_since: None,
-            timer: None,
+            timer: LazyTimer::default(),
             off: false,
         }
     }
@@ -55,20 +55,7 @@ impl Stall {
         let Some(since) = self.waiting_since.filter(|_| !self.off) else {
             return Poll::Pending;
         };
-        let deadline = since + self.limit;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        loop {
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            // The timer was set for an earlier request; this one has until `deadline`.
-            if Instant::now() >= deadline {
-                return Poll::Ready(());
-            }
-            timer.as_mut().reset(deadline);
-        }
+        self.timer.poll_until(since + self.limit, cx)
     }
 }
 

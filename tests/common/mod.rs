@@ -1125,32 +1125,49 @@ pub fn raw_connect(addr: &str, bytes: &[u8]) -> TcpStream {
     stream
 }
 
-/// Reads one response (head, then a body of its `content-length`) within `timeout`.
-pub fn raw_response(stream: &mut TcpStream, timeout: Duration) -> RawResponse {
-    let deadline = Instant::now() + timeout;
-    let mut data = Vec::new();
+/// Reads from `stream` into `data` until `done` finds what it waits for in all that
+/// has arrived, panicking when the connection closes first or `deadline` passes.
+fn read_until_found<T>(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    data: &mut Vec<u8>,
+    mut done: impl FnMut(&[u8]) -> Option<T>,
+) -> T {
     let mut chunk = [0; 8192];
-    let read_more = |stream: &mut TcpStream, data: &mut Vec<u8>, chunk: &mut [u8]| {
+    loop {
+        if let Some(found) = done(data) {
+            return found;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no whole response within {timeout:?}: {data:?}"
-        );
+        assert!(!left.is_zero(), "not found in time: {data:?}");
         stream
             .set_read_timeout(Some(left))
             .expect("set read timeout");
         let n = stream
-            .read(chunk)
-            .unwrap_or_else(|e| panic!("no whole response within {timeout:?} ({e}): {data:?}"));
-        assert!(n > 0, "connection closed before a whole response: {data:?}");
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("not found in time ({e}): {data:?}"));
+        assert!(n > 0, "connection closed first: {data:?}");
         data.extend_from_slice(&chunk[..n]);
-    };
-    let head_end = loop {
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        read_more(stream, &mut data, &mut chunk);
-    };
+    }
+}
+
+/// Reads from a raw socket until `wanted` has arrived, within `timeout`; returns all
+/// that was read.
+pub fn raw_read_until(stream: &mut TcpStream, wanted: &str, timeout: Duration) -> String {
+    let mut data = Vec::new();
+    read_until_found(stream, Instant::now() + timeout, &mut data, |seen| {
+        String::from_utf8_lossy(seen).contains(wanted).then_some(())
+    });
+    String::from_utf8_lossy(&data).into_owned()
+}
+
+/// Reads one response (head, then a body of its `content-length`) within `timeout`.
+pub fn raw_response(stream: &mut TcpStream, timeout: Duration) -> RawResponse {
+    let deadline = Instant::now() + timeout;
+    let mut data = Vec::new();
+    let head_end = read_until_found(stream, deadline, &mut data, |seen| {
+        Some(seen.windows(4).position(|w| w == b"\r\n\r\n")? + 4)
+    });
     let head = String::from_utf8_lossy(&data[..head_end]).to_string();
     let mut lines = head.lines();
     let status = lines
@@ -1167,9 +1184,9 @@ pub fn raw_response(stream: &mut TcpStream, timeout: Duration) -> RawResponse {
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    while data.len() < head_end + length {
-        read_more(stream, &mut data, &mut chunk);
-    }
+    read_until_found(stream, deadline, &mut data, |seen| {
+        (seen.len() >= head_end + length).then_some(())
+    });
     RawResponse {
         status,
         headers,
