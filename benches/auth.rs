@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tidings::auth::accounts::{create_api_key, create_user, NewUser};
 use tidings::auth::credential::Credential;
 use tidings::auth::permissions::{authorize, Action, TopicInfo, Visibility};
 use tidings::auth::Auth;
+use tidings::service::accounts::{create_user, NewUser};
+use tidings::service::keys::create_api_key;
 
 fn cached_credentials(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -17,7 +18,7 @@ fn cached_credentials(c: &mut Criterion) {
     let new = NewUser {
         email: "bench@example.com",
         username: "bench",
-        password: "benchmark password",
+        password: Some("benchmark password"),
         tier: "free",
     };
     let user = create_user(&mut conn, &new).unwrap();

@@ -10,10 +10,10 @@ use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tidings::auth::permissions::Grant;
 use tidings::broker::feed::Feed;
-use tidings::broker::message::{Envelope, Message, Transport};
-use tidings::broker::since::Filter;
 use tidings::broker::topic::{Close, GoLive, Subscribe};
 use tidings::broker::{Broker, SessionId};
+use tidings::model::message::{Envelope, Message, Transport};
+use tidings::model::since::Filter;
 
 #[path = "support/sample.rs"]
 mod sample;

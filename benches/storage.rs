@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::future::join_all;
-use tidings::auth::accounts::{self, NewUser};
-use tidings::broker::message::Message;
 use tidings::broker::Broker;
 use tidings::db::messages::{self, MessageRow};
 use tidings::db::topics::{self, TopicRow};
-use tidings::db::writer::Writer;
+use tidings::model::message::Message;
+use tidings::pipeline::writer::Writer;
+use tidings::service::accounts::{self, NewUser};
 
 #[path = "support/sample.rs"]
 mod sample;
@@ -72,7 +72,7 @@ fn moving_the_journal(c: &mut Criterion) {
         &NewUser {
             email: "owner@example.com",
             username: "owner",
-            password: "owner-password",
+            password: Some("owner-password"),
             tier: "free",
         },
     )

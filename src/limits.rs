@@ -1,12 +1,15 @@
 //! Rate limits (GCRA): requests per client IP (without a valid credential, and for
 //! logins, registrations and refreshes), failed logins per email, and publishes per
 //! account by tier. Limiter state of idle keys is evicted regularly, so many distinct
-//! IPs, emails or accounts do not grow memory without bound.
+//! IPs, emails or accounts do not grow memory without bound. The quotas can change
+//! while the server runs ([`Limits::reconfigure`]); a limiter whose quota did not
+//! change keeps what it counted.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -17,29 +20,58 @@ use governor::{Quota, RateLimiter};
 
 use crate::cluster::Cluster;
 use crate::config::{Config, LimitsConfig};
+pub use crate::error::Allowance;
 use crate::error::ApiError;
-use crate::metrics::METRICS;
+use crate::metrics::{Limit, METRICS};
 
 type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// The paths monitoring polls (`/health`, `/metrics`): never charged to any limit, so a
+/// prober that polls every second is never told 429, nor pushes a client off its quota.
+pub const PROBES: [&str; 2] = ["/health", "/metrics"];
+
+/// Whether a request for `path` is a probe (see [`PROBES`]).
+pub fn is_probe(path: &str) -> bool {
+    PROBES.contains(&path)
+}
+
 /// A keyed limiter allowing `limit` per `period`: a burst of the whole quota, refilled
 /// evenly over the period.
 struct Limiter<K: Hash + Eq + Clone> {
+    /// What it limits, for the metrics.
+    kind: Limit,
     limit: u32,
+    period: Duration,
     limiter: Keyed<K>,
 }
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
     /// `None` for 0 (unlimited).
-    fn new(limit: u32, period: Duration) -> Option<Self> {
+    fn new(kind: Limit, limit: u32, period: Duration) -> Option<Self> {
         let n = NonZeroU32::new(limit)?;
         let quota = Quota::with_period(period / limit)?.allow_burst(n);
         Some(Self {
+            kind,
             limit,
+            period,
             limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
         })
+    }
+
+    /// The limiter for `limit` per `period`: `old` when that is its quota already (so
+    /// what it counted holds), else a fresh one.
+    fn keep_or_new(
+        old: Option<&Arc<Self>>,
+        kind: Limit,
+        limit: u32,
+        period: Duration,
+    ) -> Option<Arc<Self>> {
+        match old {
+            Some(old) if old.limit == limit && old.period == period => Some(old.clone()),
+            _ => Self::new(kind, limit, period).map(Arc::new),
+        }
     }
 
     fn check(&self, key: &K) -> Result<Allowance, ApiError> {
@@ -49,6 +81,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
                 remaining: state.remaining_burst_capacity(),
             }),
             Err(not_until) => Err(refused(
+                self.kind,
                 self.limit,
                 not_until.wait_time_from(DefaultClock::default().now()),
             )),
@@ -61,14 +94,11 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
-/// The 429 for a quota of `limit` that has room again after `wait` (counted).
-fn refused(limit: u32, wait: Duration) -> ApiError {
-    METRICS.rate_limited();
-    ApiError::RateLimited {
-        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-        limit,
-        remaining: 0,
-    }
+/// The 429 for a quota of `limit` that has room again after `wait` (counted by
+/// `kind`).
+fn refused(kind: Limit, limit: u32, wait: Duration) -> ApiError {
+    METRICS.rate_limited(kind);
+    ApiError::rate_limited(limit, wait)
 }
 
 /// Failed attempts per key (GCRA, as governor does it). An attempt is charged before
@@ -77,6 +107,7 @@ fn refused(limit: u32, wait: Duration) -> ApiError {
 /// back.
 struct Failures {
     limit: u32,
+    window: Duration,
     /// One attempt comes back every `interval`.
     interval: Duration,
     /// How far ahead of now the theoretical arrival time may be: the rest of the burst.
@@ -91,6 +122,7 @@ impl Failures {
         let interval = window.checked_div(limit)?.max(Duration::from_nanos(1));
         Some(Self {
             limit,
+            window,
             interval,
             tolerance: interval * (limit - 1),
             tat: DashMap::new(),
@@ -103,7 +135,11 @@ impl Failures {
         let mut tat = self.tat.entry(key.to_string()).or_insert(now);
         let ahead = tat.saturating_duration_since(now);
         if ahead > self.tolerance {
-            return Err(refused(self.limit, ahead - self.tolerance));
+            return Err(refused(
+                Limit::LoginEmail,
+                self.limit,
+                ahead - self.tolerance,
+            ));
         }
         *tat = now.max(*tat) + self.interval;
         let remaining = (self.tolerance - ahead).as_nanos() / self.interval.as_nanos();
@@ -127,13 +163,6 @@ impl Failures {
     }
 }
 
-/// What is left of a quota after an allowed request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Allowance {
-    pub limit: u32,
-    pub remaining: u32,
-}
-
 /// What a per-IP limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PerIp {
@@ -149,6 +178,16 @@ pub enum PerIp {
 
 impl PerIp {
     const ALL: [PerIp; 4] = [Self::Anonymous, Self::Login, Self::Register, Self::Refresh];
+
+    /// How its refusals are counted.
+    fn kind(self) -> Limit {
+        match self {
+            Self::Anonymous => Limit::Anonymous,
+            Self::Login => Limit::Login,
+            Self::Register => Limit::Register,
+            Self::Refresh => Limit::Refresh,
+        }
+    }
 
     /// The quota and its period.
     fn quota(self, limits: &LimitsConfig) -> (u32, Duration) {
@@ -167,32 +206,73 @@ pub struct LoginAttempt {
     email: Option<String>,
 }
 
+/// Every limiter of one configuration.
+struct Table {
+    per_ip: [Option<Arc<Limiter<IpAddr>>>; 4],
+    login_failures: Option<Arc<Failures>>,
+    tiers: HashMap<String, Arc<Limiter<String>>>,
+    creations: Option<Arc<Limiter<String>>>,
+}
+
+impl Table {
+    /// The limiters of `limits`, keeping those of `old` whose quota is the same.
+    fn new(limits: &LimitsConfig, old: Option<&Table>) -> Self {
+        let failures = old.and_then(|o| o.login_failures.as_ref());
+        let (failed, window) = (limits.login_failures_per_email, limits.login_window);
+        let login_failures = match failures {
+            Some(f) if f.limit == failed && f.window == window => Some(f.clone()),
+            _ => Failures::new(failed, window).map(Arc::new),
+        };
+        Self {
+            per_ip: PerIp::ALL.map(|what| {
+                let (limit, period) = what.quota(limits);
+                let old = old.and_then(|o| o.per_ip[what as usize].as_ref());
+                Limiter::keep_or_new(old, what.kind(), limit, period)
+            }),
+            login_failures,
+            tiers: (limits.tiers.iter())
+                .filter_map(|(tier, n)| {
+                    let old = old.and_then(|o| o.tiers.get(tier));
+                    let limiter = Limiter::keep_or_new(old, Limit::Publish, *n, MINUTE)?;
+                    Some((tier.clone(), limiter))
+                })
+                .collect(),
+            creations: Limiter::keep_or_new(
+                old.and_then(|o| o.creations.as_ref()),
+                Limit::Creation,
+                limits.creations_per_minute,
+                MINUTE,
+            ),
+        }
+    }
+}
+
 pub struct Limits {
-    per_ip: [Option<Limiter<IpAddr>>; 4],
-    login_failures: Option<Failures>,
-    tiers: HashMap<String, Limiter<String>>,
-    creations: Option<Limiter<String>>,
+    /// Swapped whole when the configuration is reloaded; a check holds the read lock
+    /// only for its own in-memory step (no writer waits on a publish, and a reload is
+    /// rare).
+    table: RwLock<Arc<Table>>,
     /// In cluster mode publish quotas are charged in Redis, so they hold across nodes.
     cluster: Option<Cluster>,
 }
 
 impl Limits {
     pub fn new(config: &Config) -> Self {
-        let limits = &config.limits;
         Self {
-            per_ip: PerIp::ALL.map(|what| {
-                let (limit, period) = what.quota(limits);
-                Limiter::new(limit, period)
-            }),
-            login_failures: Failures::new(limits.login_failures_per_email, limits.login_window),
-            tiers: limits
-                .tiers
-                .iter()
-                .filter_map(|(tier, n)| Some((tier.clone(), Limiter::new(*n, MINUTE)?)))
-                .collect(),
-            creations: Limiter::new(limits.creations_per_minute, MINUTE),
+            table: RwLock::new(Arc::new(Table::new(&config.limits, None))),
             cluster: None,
         }
+    }
+
+    /// Applies changed quotas from now on. A limiter whose quota is unchanged keeps
+    /// what it counted; a changed one starts afresh with its new quota.
+    pub fn reconfigure(&self, limits: &LimitsConfig) {
+        let fresh = Arc::new(Table::new(limits, Some(&self.table())));
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+    }
+
+    fn table(&self) -> RwLockReadGuard<'_, Arc<Table>> {
+        self.table.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Charges publish quotas cluster-wide through `cluster` (this node's own limiters
@@ -204,7 +284,7 @@ impl Limits {
 
     /// One request of kind `what` from `ip`; `None` when that kind is unlimited.
     pub fn check_ip(&self, what: PerIp, ip: IpAddr) -> Result<Option<Allowance>, ApiError> {
-        self.per_ip[what as usize]
+        self.table().per_ip[what as usize]
             .as_ref()
             .map(|l| l.check(&ip))
             .transpose()
@@ -219,7 +299,7 @@ impl Limits {
     /// without regard to case or surrounding blanks); refused while that email is
     /// over its quota, whatever the password.
     pub fn login_attempt(&self, email: &str) -> Result<LoginAttempt, ApiError> {
-        let Some(failures) = &self.login_failures else {
+        let Some(failures) = self.table().login_failures.clone() else {
             return Ok(LoginAttempt { email: None });
         };
         let email = email.trim().to_lowercase();
@@ -229,15 +309,16 @@ impl Limits {
 
     /// Settles a login attempt: only a failed one stays charged.
     pub fn login_done(&self, attempt: LoginAttempt, failed: bool) {
-        if let (Some(failures), Some(email), false) = (&self.login_failures, attempt.email, failed)
-        {
+        let failures = self.table().login_failures.clone();
+        if let (Some(failures), Some(email), false) = (failures, attempt.email, failed) {
             failures.give_back(&email);
         }
     }
 
     /// One publish charged to `account` on `tier`; `None` when the tier is unlimited.
     pub fn check_publish(&self, account: &str, tier: &str) -> Result<Option<Allowance>, ApiError> {
-        self.tiers
+        self.table()
+            .tiers
             .get(tier)
             .map(|l| l.check(&account.to_string()))
             .transpose()
@@ -246,7 +327,8 @@ impl Limits {
     /// One creation (a topic, an API key or its new secret, a topic token) by
     /// `account`, on this node.
     pub fn check_creation(&self, account: &str) -> Result<(), ApiError> {
-        let Some(limiter) = &self.creations else {
+        let table = self.table();
+        let Some(limiter) = &table.creations else {
             return Ok(());
         };
         limiter.check(&account.to_string()).map(drop)
@@ -259,13 +341,16 @@ impl Limits {
         account: &str,
         tier: &str,
     ) -> Result<Option<Allowance>, ApiError> {
-        let Some(limiter) = self.tiers.get(tier) else {
+        let Some(limiter) = self.table().tiers.get(tier).cloned() else {
             return Ok(None);
         };
         if let Some(cluster) = self.cluster.clone() {
             let (id, per_minute) = (account.to_string(), limiter.limit);
             let charged = crate::cores::block(move || cluster.charge(&id, per_minute)).await;
             if let Ok(Some(charged)) = charged {
+                if charged.is_err() {
+                    METRICS.rate_limited(Limit::Publish);
+                }
                 return charged.map(Some);
             }
         }
@@ -274,21 +359,23 @@ impl Limits {
 
     /// Forgets keys whose quota is full again.
     pub fn evict(&self) {
-        self.per_ip.iter().flatten().for_each(Limiter::evict);
-        self.tiers.values().for_each(Limiter::evict);
-        if let Some(failures) = &self.login_failures {
+        let table = self.table().clone();
+        table.per_ip.iter().flatten().for_each(|l| l.evict());
+        table.tiers.values().for_each(|l| l.evict());
+        if let Some(failures) = &table.login_failures {
             failures.evict();
         }
-        self.creations.iter().for_each(Limiter::evict);
+        table.creations.iter().for_each(|l| l.evict());
     }
 
     /// Keys with limiter state (for tests and metrics).
     pub fn tracked_keys(&self) -> usize {
-        let per_ip: usize = self.per_ip.iter().flatten().map(|l| l.limiter.len()).sum();
+        let table = self.table();
+        let per_ip: usize = table.per_ip.iter().flatten().map(|l| l.limiter.len()).sum();
         per_ip
-            + self.tiers.values().map(|l| l.limiter.len()).sum::<usize>()
-            + self.login_failures.as_ref().map_or(0, |f| f.tat.len())
-            + self.creations.as_ref().map_or(0, |l| l.limiter.len())
+            + table.tiers.values().map(|l| l.limiter.len()).sum::<usize>()
+            + table.login_failures.as_ref().map_or(0, |f| f.tat.len())
+            + table.creations.as_ref().map_or(0, |l| l.limiter.len())
     }
 }
 
@@ -316,6 +403,27 @@ mod tests {
     }
 
     #[test]
+    fn a_reconfigured_quota_applies_at_once_and_unchanged_ones_keep_their_count() {
+        let mut config = Config::default();
+        let limits = Limits::new(&config);
+        for _ in 0..3 {
+            limits.check_publish("acct", "free").unwrap();
+            limits.check_publish("acct", "team").unwrap();
+        }
+        config.limits.tiers.insert("free".into(), 2);
+        limits.reconfigure(&config.limits);
+        let free = |n| {
+            (0..n)
+                .map(|_| limits.check_publish("acct", "free"))
+                .collect::<Vec<_>>()
+        };
+        assert!(free(2).iter().all(Result::is_ok), "a fresh quota of 2");
+        assert!(free(1)[0].is_err());
+        let team = limits.check_publish("acct", "team").unwrap().unwrap();
+        assert_eq!(team.remaining, 96, "unchanged: still counting");
+    }
+
+    #[test]
     fn idle_keys_are_evicted() {
         let limits = Limits::new(&Config::default());
         for i in 0..1000u32 {
@@ -331,7 +439,7 @@ mod tests {
 
     #[test]
     fn a_quota_over_any_period_allows_its_burst_then_says_when_one_comes_back() {
-        let hourly = Limiter::new(5, Duration::from_secs(3600)).unwrap();
+        let hourly = Limiter::new(Limit::Register, 5, Duration::from_secs(3600)).unwrap();
         for i in 0..5 {
             assert_eq!(hourly.check(&1).unwrap().remaining, 4 - i);
         }
@@ -343,7 +451,7 @@ mod tests {
             }) => assert!((700..=720).contains(&retry_after_secs)),
             other => panic!("expected 429, got {other:?}"),
         }
-        assert!(Limiter::<u8>::new(0, MINUTE).is_none());
+        assert!(Limiter::<u8>::new(Limit::Register, 0, MINUTE).is_none());
     }
 
     #[test]

@@ -2,12 +2,11 @@
 //! `last_used_at`, ownership, and credential checks answered from the cache.
 
 mod common;
-mod support_auth;
 
 use std::time::Duration;
 
+use common::*;
 use serde_json::{json, Value};
-use support_auth::*;
 
 fn find<'a>(keys: &'a [Value], id: &str) -> Option<&'a Value> {
     keys.iter().find(|k| k["id"] == id)
@@ -15,7 +14,7 @@ fn find<'a>(keys: &'a [Value], id: &str) -> Option<&'a Value> {
 
 #[actix_rt::test]
 async fn creating_a_key_shows_its_secret_once_and_the_list_shows_only_its_prefix() {
-    let server = server();
+    let server = TestServer::without_limits();
     let account = register(&server, "ann").await;
     let made = create_key(&server, &account.jwt(), "ci runner", None).await;
     let secret = made["key"].as_str().expect("key").to_string();
@@ -70,7 +69,7 @@ async fn creating_a_key_shows_its_secret_once_and_the_list_shows_only_its_prefix
 
 #[actix_rt::test]
 async fn keys_are_managed_with_either_account_credential_and_never_without_one() {
-    let server = server();
+    let server = TestServer::without_limits();
     let account = register(&server, "bob").await;
     let made = create_key(&server, &account.key(), "made with a key", None).await;
     assert!(made["key"].as_str().is_some_and(|k| k.starts_with("noti_")));
@@ -95,7 +94,7 @@ async fn keys_are_managed_with_either_account_credential_and_never_without_one()
 
 #[actix_rt::test]
 async fn regenerating_a_key_gives_a_new_secret_and_the_old_one_fails_at_once() {
-    let server = server();
+    let server = TestServer::without_limits();
     let account = register(&server, "cat").await;
     // Used first, so the old secret sits in the credential cache.
     assert_status(
@@ -133,7 +132,7 @@ async fn regenerating_a_key_gives_a_new_secret_and_the_old_one_fails_at_once() {
 
 #[actix_rt::test]
 async fn deleting_a_key_makes_it_fail_at_once() {
-    let server = server();
+    let server = TestServer::without_limits();
     let account = register(&server, "dan").await;
     let spare = create_key(&server, &account.jwt(), "spare", None).await;
     let spare_key = Cred::ApiKey(spare["key"].as_str().unwrap().to_string());
@@ -166,7 +165,7 @@ async fn deleting_a_key_makes_it_fail_at_once() {
 
 #[actix_rt::test]
 async fn another_accounts_key_cannot_be_regenerated_or_deleted() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "eve").await;
     let intruder = register(&server, "fay").await;
     let regen = format!("/api/keys/{}/regenerate", owner.api_key_id);
@@ -201,7 +200,7 @@ async fn another_accounts_key_cannot_be_regenerated_or_deleted() {
 
 #[actix_rt::test]
 async fn last_used_at_is_set_once_a_key_is_used() {
-    let server = server();
+    let server = TestServer::without_limits();
     let account = register(&server, "gus").await;
     let made = create_key(&server, &account.jwt(), "watched", None).await;
     let id = made["id"].as_str().unwrap().to_string();
@@ -211,20 +210,17 @@ async fn last_used_at_is_set_once_a_key_is_used() {
     let key = Cred::ApiKey(made["key"].as_str().unwrap().to_string());
     assert_status(&get(&server, "/api/me", &key).await, 200, "use the key");
     let before = common::now_unix();
-    let mut last_used = Value::Null;
     // It may lag by a few seconds.
-    for _ in 0..50 {
+    let last_used = eventually(WAIT, "last_used_at is set after use", || async {
         let keys = list_keys(&server, &account.jwt()).await;
-        last_used = find(&keys, &id).unwrap()["last_used_at"].clone();
-        if !last_used.is_null() {
-            break;
+        let last_used = find(&keys, &id).unwrap()["last_used_at"].clone();
+        if last_used.is_null() {
+            Err("still null")
+        } else {
+            Ok(last_used)
         }
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        !last_used.is_null(),
-        "last_used_at still null 5 s after use"
-    );
+    })
+    .await;
     assert!(is_rfc3339_utc(&last_used), "{last_used}");
     let text = last_used.as_str().unwrap();
     let (earliest, latest) = (rfc3339(before - 60), rfc3339(before + 60));
@@ -237,7 +233,7 @@ async fn last_used_at_is_set_once_a_key_is_used() {
 
 #[actix_rt::test]
 async fn a_key_stops_working_when_it_expires() {
-    let server = server();
+    let server = TestServer::without_limits();
     let account = register(&server, "hal").await;
     let expires_at = rfc3339_in(2);
     let made = create_key(&server, &account.jwt(), "short", Some(&expires_at)).await;
@@ -246,7 +242,10 @@ async fn a_key_stops_working_when_it_expires() {
     let key = Cred::ApiKey(made["key"].as_str().unwrap().to_string());
     assert_status(&get(&server, "/api/me", &key).await, 200, "before expiry");
 
-    actix_rt::time::sleep(Duration::from_millis(3200)).await;
+    until_refused("the key passes its expires_at", || {
+        get(&server, "/api/me", &key)
+    })
+    .await;
     assert_error(
         &get(&server, "/api/me", &key).await,
         401,
@@ -268,7 +267,7 @@ async fn a_key_stops_working_when_it_expires() {
 
 #[actix_rt::test]
 async fn a_live_subscription_opened_with_a_key_ends_when_the_key_is_deleted() {
-    let server = server();
+    let server = TestServer::without_limits();
     let account = register(&server, "ivy").await;
     create_topic(&server, &account.jwt(), "ivy-private", "private").await;
     let spare = create_key(&server, &account.jwt(), "subscriber", None).await;
@@ -299,7 +298,7 @@ async fn a_live_subscription_opened_with_a_key_ends_when_the_key_is_deleted() {
 
 #[actix_rt::test]
 async fn repeated_checks_of_the_same_api_key_do_not_touch_the_database() {
-    let server = server();
+    let server = TestServer::without_limits();
     let account = register(&server, "jay").await;
     // The first check loads the key and the account into the cache: it is counted.
     let cold = metric(&server, "tidings_auth_db_lookups_total").await;
@@ -325,7 +324,7 @@ async fn repeated_checks_of_the_same_api_key_do_not_touch_the_database() {
 
 #[actix_rt::test]
 async fn an_expiry_given_with_an_offset_is_shown_in_utc() {
-    let server = server();
+    let server = TestServer::without_limits();
     let account = register(&server, "kip").await;
     let made = create_key(
         &server,

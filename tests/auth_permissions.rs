@@ -5,10 +5,9 @@
 //! refused even where none is needed.
 
 mod common;
-mod support_auth;
 
+use common::*;
 use serde_json::json;
-use support_auth::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
@@ -134,7 +133,7 @@ async fn attempt(
 
 #[actix_rt::test]
 async fn every_cell_of_the_permission_table_holds_for_every_credential_and_transport() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "owner").await;
     let other = register(&server, "other").await;
     let (public, private, flipped) = ("perm-public", "perm-private", "perm-flipped");
@@ -199,7 +198,7 @@ async fn every_cell_of_the_permission_table_holds_for_every_credential_and_trans
 
 #[actix_rt::test]
 async fn subscribers_the_table_allows_receive_what_publishers_it_allows_send() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "owner").await;
     let other = register(&server, "other").await;
     create_topic(&server, &owner.jwt(), "flow-public", "public").await;
@@ -246,7 +245,7 @@ async fn subscribers_the_table_allows_receive_what_publishers_it_allows_send() {
 
 #[actix_rt::test]
 async fn a_wrong_credential_is_refused_even_on_a_public_topic() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "owner").await;
     create_topic(&server, &owner.jwt(), "open-topic", "public").await;
     let wrong = [
@@ -280,7 +279,7 @@ async fn a_wrong_credential_is_refused_even_on_a_public_topic() {
 
 #[actix_rt::test]
 async fn a_wrong_credential_next_to_a_valid_one_is_not_ignored() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "owner").await;
     create_topic(&server, &owner.jwt(), "two-creds", "public").await;
     let valid_key = ("X-API-Key", owner.api_key.as_str());

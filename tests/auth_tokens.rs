@@ -3,16 +3,15 @@
 //! subscriptions ended by revoking a token or making its topic public.
 
 mod common;
-mod support_auth;
 
 use std::time::{Duration, Instant};
 
+use common::*;
 use serde_json::{json, Value};
-use support_auth::*;
 
 /// A server with an owner and a private topic.
 async fn setup(name: &str) -> (common::TestServer, Account, String) {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, name).await;
     let topic = format!("{name}-private");
     create_topic(&server, &owner.jwt(), &topic, "private").await;
@@ -103,7 +102,7 @@ async fn a_token_made_with_an_access_level_gets_the_matching_permissions() {
 
 #[actix_rt::test]
 async fn tokens_are_only_for_private_topics() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "cat").await;
     create_topic(&server, &owner.jwt(), "cat-pub", "public").await;
     let got = create_token_raw(
@@ -184,14 +183,15 @@ async fn the_token_list_hides_secrets_and_shows_usage() {
         assert_eq!(message["message"], format!("m{i}"));
     }
 
-    let mut used = Vec::new();
-    for _ in 0..50 {
-        used = list_tokens(&server, &owner.jwt(), &topic).await;
+    let used = eventually(WAIT, "both tokens are marked used", || async {
+        let used = list_tokens(&server, &owner.jwt(), &topic).await;
         if used.iter().all(|t| !t["last_used_at"].is_null()) {
-            break;
+            Ok(used)
+        } else {
+            Err(used)
         }
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     let by_id = |id: &str| used.iter().find(|t| t["id"] == id).cloned().unwrap();
     let (read, write) = (by_id(&read_id), by_id(&write_id));
     for t in [&read, &write] {
@@ -271,7 +271,10 @@ async fn an_expired_token_is_401_token_has_expired() {
         200,
         "before expiry",
     );
-    actix_rt::time::sleep(Duration::from_millis(3200)).await;
+    until_refused("the token passes its expires_at", || {
+        publish_as(&server, &topic, &tk, "in time")
+    })
+    .await;
     assert_error(
         &publish_as(&server, &topic, &tk, "late").await,
         401,

@@ -2,16 +2,15 @@
 //! first publish, and live subscriptions ended by a deletion or a change of visibility.
 
 mod common;
-mod support_auth;
 
 use std::time::Duration;
 
+use common::*;
 use serde_json::json;
-use support_auth::*;
 
 #[actix_rt::test]
 async fn creating_a_topic_returns_it_with_its_owner() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "ann").await;
     let got = post(
         &server,
@@ -45,7 +44,7 @@ async fn creating_a_topic_returns_it_with_its_owner() {
 
 #[actix_rt::test]
 async fn a_taken_topic_name_is_409() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "bob").await;
     let other = register(&server, "cyd").await;
     create_topic(&server, &owner.jwt(), "bob-topic", "public").await;
@@ -78,7 +77,7 @@ async fn a_taken_topic_name_is_409() {
 
 #[actix_rt::test]
 async fn reserved_or_invalid_topic_names_are_400() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "dee").await;
     let too_long = "x".repeat(65);
     let names = [
@@ -116,7 +115,7 @@ async fn reserved_or_invalid_topic_names_are_400() {
 
 #[actix_rt::test]
 async fn listing_topics_shows_only_the_callers_own() {
-    let server = server();
+    let server = TestServer::without_limits();
     let eve = register(&server, "eve").await;
     let fay = register(&server, "fay").await;
     create_topic(&server, &eve.jwt(), "eve-1", "public").await;
@@ -147,7 +146,7 @@ async fn listing_topics_shows_only_the_callers_own() {
 
 #[actix_rt::test]
 async fn a_public_topic_is_shown_to_anyone_and_a_private_one_only_to_its_owner() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "gil").await;
     let other = register(&server, "hal").await;
     create_topic(&server, &owner.jwt(), "gil-pub", "public").await;
@@ -180,7 +179,7 @@ async fn a_public_topic_is_shown_to_anyone_and_a_private_one_only_to_its_owner()
 
 #[actix_rt::test]
 async fn the_owner_can_change_visibility_and_description() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "ida").await;
     create_topic(&server, &owner.jwt(), "ida-t", "public").await;
     let got = patch(
@@ -220,7 +219,7 @@ async fn the_owner_can_change_visibility_and_description() {
 
 #[actix_rt::test]
 async fn non_owners_cannot_change_or_delete_a_topic() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "joe").await;
     let other = register(&server, "kai").await;
     create_topic(&server, &owner.jwt(), "joe-pub", "public").await;
@@ -257,7 +256,7 @@ async fn non_owners_cannot_change_or_delete_a_topic() {
 
 #[actix_rt::test]
 async fn deleting_a_topic_ends_its_subscriptions_and_removes_its_messages_and_tokens() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "lou").await;
     let topic = "lou-private";
     create_topic(&server, &owner.jwt(), topic, "private").await;
@@ -318,7 +317,7 @@ async fn deleting_a_topic_ends_its_subscriptions_and_removes_its_messages_and_to
 
 #[actix_rt::test]
 async fn deleting_a_public_topic_ends_anonymous_subscriptions() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "moe").await;
     create_topic(&server, &owner.jwt(), "mo-pub", "public").await;
     assert_status(
@@ -351,7 +350,7 @@ async fn deleting_a_public_topic_ends_anonymous_subscriptions() {
 
 #[actix_rt::test]
 async fn publishing_with_an_account_to_a_missing_topic_creates_it_public_for_the_publisher() {
-    let server = server();
+    let server = TestServer::without_limits();
     let publisher = register(&server, "ned").await;
     let mut anonymous = open(
         &server,
@@ -382,7 +381,7 @@ async fn publishing_with_an_account_to_a_missing_topic_creates_it_public_for_the
 
 #[actix_rt::test]
 async fn with_auto_create_off_publishing_to_a_missing_topic_is_404() {
-    let server = start("auto_create_topics = false", "");
+    let server = TestServer::unlimited("auto_create_topics = false", "");
     let publisher = register(&server, "ozzy").await;
     let got = publish_as(&server, "oz-missing", &publisher.key(), "hello").await;
     assert_status(&got, 404, "publish to a missing topic");
@@ -401,7 +400,7 @@ async fn with_auto_create_off_publishing_to_a_missing_topic_is_404() {
 
 #[actix_rt::test]
 async fn making_a_public_topic_private_closes_subscriptions_that_lose_access() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "pam").await;
     let other = register(&server, "rex").await;
     let topic = "pam-t";
@@ -447,7 +446,7 @@ async fn making_a_public_topic_private_closes_subscriptions_that_lose_access() {
 
 #[actix_rt::test]
 async fn an_anonymous_subscription_made_before_a_topic_exists_ends_when_it_is_created_private() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "sue").await;
     let mut early = open(&server, Transport::Sse, "sue-new", &Cred::None, Via::Header).await;
     create_topic(&server, &owner.jwt(), "sue-new", "private").await;

@@ -2,20 +2,12 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::TestServer;
 
+/// `tidings ARGS`: `(success, stdout, stderr)`.
 fn tidings(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(args)
-        .output()
-        .expect("run tidings");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = common::tidings(args);
+    (out.success, out.stdout, out.stderr)
 }
 
 #[actix_rt::test]

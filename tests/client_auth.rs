@@ -4,7 +4,6 @@
 //! the account's allowed origins on SSE, the WebSocket upgrade and CORS preflights.
 
 mod common;
-mod support_auth;
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +11,9 @@ use awc::http::header::HeaderMap;
 use awc::http::Method;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use support_auth::*;
 
 const ORIGIN_NOT_ALLOWED: &str = "Origin not allowed";
 /// The reason of the `close` event that ends a subscription whose access changed.
@@ -210,10 +209,6 @@ fn with_payload(token: &str, claims: &Value) -> String {
 // Requests with client credentials
 // ---------------------------------------------------------------------------
 
-fn refs<'a>(owned: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    owned.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
-
 /// Path and headers for `path` with client credentials sent as `via`, plus `Origin`.
 fn client_request_parts(
     path: &str,
@@ -242,10 +237,10 @@ async fn client_subscribe(
     client: &Client,
     via: Via,
     origin: Option<&str>,
-) -> Result<Live, (u16, Value)> {
+) -> Result<Subscriber, (u16, Value)> {
     let path = format!("/{topics}/{}", transport.path());
     let (path, headers) = client_request_parts(&path, client, via, origin);
-    subscribe_with(server, transport, &path, &refs(&headers)).await
+    subscribe_with(server, transport, &path, &header_refs(&headers)).await
 }
 
 /// A subscription with client credentials that must be allowed.
@@ -256,7 +251,7 @@ async fn client_open(
     client: &Client,
     via: Via,
     origin: Option<&str>,
-) -> Live {
+) -> Subscriber {
     match client_subscribe(server, transport, topics, client, via, origin).await {
         Ok(live) => live,
         Err((status, body)) => panic!(
@@ -317,7 +312,9 @@ async fn client_call(
         }
         None => "message from a browser".to_string(),
     };
-    let (status, _, bytes) = server.request(method, path, &refs(&owned), text).await;
+    let (status, _, bytes) = server
+        .request(method, path, &header_refs(&owned), text)
+        .await;
     let value = if bytes.is_empty() {
         Value::Null
     } else {
@@ -425,7 +422,7 @@ async fn private_topic(server: &common::TestServer, owner: &Tenant, name: &str) 
 
 /// Waits for the `close` event (reason `Access revoked`) of every one of `subs`, each
 /// within `CLOSE_WITHIN` of `since`, and for each stream to end after it.
-async fn assert_all_closed(subs: &mut [Live], since: Instant, what: &str) {
+async fn assert_all_closed(subs: &mut [Subscriber], since: Instant, what: &str) {
     for (i, live) in subs.iter_mut().enumerate() {
         let left = CLOSE_WITHIN.saturating_sub(since.elapsed());
         let reason = live
@@ -441,7 +438,7 @@ async fn assert_all_closed(subs: &mut [Live], since: Instant, what: &str) {
 
 #[actix_rt::test]
 async fn every_account_has_a_client_key_and_settings_in_the_documented_shape() {
-    let server = server();
+    let server = TestServer::without_limits();
     let owner = register(&server, "ada").await;
     let other = register(&server, "ben").await;
 
@@ -607,7 +604,7 @@ async fn every_account_has_a_client_key_and_settings_in_the_documented_shape() {
 
 #[actix_rt::test]
 async fn a_user_key_listing_private_topics_subscribes_over_sse_and_websocket() {
-    let server = server();
+    let server = TestServer::without_limits();
     let t = tenant(&server, "cleo").await;
     private_topic(&server, &t, "cleo-inbox").await;
     private_topic(&server, &t, "cleo-news").await;
@@ -682,7 +679,7 @@ async fn a_user_key_listing_private_topics_subscribes_over_sse_and_websocket() {
 
 #[actix_rt::test]
 async fn a_topic_the_user_key_does_not_list_is_403() {
-    let server = server();
+    let server = TestServer::without_limits();
     let t = tenant(&server, "dora").await;
     let other = tenant(&server, "emil").await;
     private_topic(&server, &t, "dora-inbox").await;
@@ -748,7 +745,7 @@ async fn a_topic_the_user_key_does_not_list_is_403() {
 
 #[actix_rt::test]
 async fn user_keys_not_signed_rs256_by_the_accounts_current_key_are_401() {
-    let server = server();
+    let server = TestServer::without_limits();
     let t = tenant(&server, "finn").await;
     let other = tenant(&server, "gwen").await;
     let unkeyed = register(&server, "hugo").await;
@@ -917,7 +914,7 @@ async fn user_keys_not_signed_rs256_by_the_accounts_current_key_are_401() {
 
 #[actix_rt::test]
 async fn a_new_signing_key_invalidates_old_user_keys_and_closes_their_subscriptions() {
-    let server = server();
+    let server = TestServer::without_limits();
     let t = tenant(&server, "ivan").await;
     let other = tenant(&server, "jade").await;
     private_topic(&server, &t, "ivan-inbox").await;
@@ -1017,7 +1014,7 @@ async fn a_new_signing_key_invalidates_old_user_keys_and_closes_their_subscripti
 
 #[actix_rt::test]
 async fn development_mode_lets_a_user_id_read_any_topic_of_the_account() {
-    let server = server();
+    let server = TestServer::without_limits();
     let t = tenant(&server, "kira").await;
     let other = tenant(&server, "liam").await;
     private_topic(&server, &t, "kira-a").await;
@@ -1087,7 +1084,7 @@ async fn development_mode_lets_a_user_id_read_any_topic_of_the_account() {
 
 #[actix_rt::test]
 async fn development_mode_survives_a_restart_and_is_warned_about_at_start_up() {
-    let mut server = server();
+    let mut server = TestServer::without_limits();
     let t = tenant(&server, "mona").await;
     register(&server, "nils").await;
     private_topic(&server, &t, "mona-a").await;
@@ -1115,7 +1112,7 @@ async fn development_mode_survives_a_restart_and_is_warned_about_at_start_up() {
 
 #[actix_rt::test]
 async fn client_credentials_never_publish_or_manage() {
-    let server = server();
+    let server = TestServer::without_limits();
     let t = tenant(&server, "olga").await;
     private_topic(&server, &t, "olga-inbox").await;
     create_topic(&server, &t.account.jwt(), "olga-pub", "public").await;
@@ -1227,7 +1224,7 @@ async fn client_credentials_never_publish_or_manage() {
 
 #[actix_rt::test]
 async fn allowed_origins_refuse_other_origins_on_sse_websocket_and_preflight() {
-    let server = server();
+    let server = TestServer::without_limits();
     let t = tenant(&server, "petra").await;
     private_topic(&server, &t, "petra-inbox").await;
     let client = t.client("user-7", &["petra-inbox"]);
@@ -1306,7 +1303,7 @@ async fn allowed_origins_refuse_other_origins_on_sse_websocket_and_preflight() {
             Via::Header,
             Some(origin),
         );
-        let (status, _, body) = server.request("GET", &path, &refs(&owned), "").await;
+        let (status, _, body) = server.request("GET", &path, &header_refs(&owned), "").await;
         let got = (status, common::parse_json(&body, "history"));
         assert_error(
             &got,
@@ -1363,7 +1360,7 @@ async fn allowed_origins_refuse_other_origins_on_sse_websocket_and_preflight() {
 
 #[actix_rt::test]
 async fn a_listed_origin_is_allowed_with_the_cors_headers() {
-    let server = server();
+    let server = TestServer::without_limits();
     let t = tenant(&server, "quinn").await;
     private_topic(&server, &t, "quinn-inbox").await;
     let client = t.client("user-8", &["quinn-inbox"]);
@@ -1400,7 +1397,7 @@ async fn a_listed_origin_is_allowed_with_the_cors_headers() {
 
         let (path, owned) =
             client_request_parts("/quinn-inbox/sse", &client, Via::Header, Some(origin));
-        let (status, headers) = head(&server, "GET", &path, &refs(&owned)).await;
+        let (status, headers) = head(&server, "GET", &path, &header_refs(&owned)).await;
         assert_eq!(status, 200, "SSE from {origin}: {headers:?}");
         assert_cors_allowed(&headers, origin, "SSE response");
         let history = client_request_parts(
@@ -1409,7 +1406,7 @@ async fn a_listed_origin_is_allowed_with_the_cors_headers() {
             Via::Query,
             Some(origin),
         );
-        let (status, headers) = head(&server, "GET", &history.0, &refs(&history.1)).await;
+        let (status, headers) = head(&server, "GET", &history.0, &header_refs(&history.1)).await;
         assert_eq!(status, 200, "history from {origin}: {headers:?}");
         assert_cors_allowed(&headers, origin, "history response");
 
@@ -1439,7 +1436,7 @@ async fn a_listed_origin_is_allowed_with_the_cors_headers() {
 
 #[actix_rt::test]
 async fn changing_the_allowed_origins_applies_to_live_and_new_subscriptions_at_once() {
-    let server = server();
+    let server = TestServer::without_limits();
     let t = tenant(&server, "rosa").await;
     private_topic(&server, &t, "rosa-inbox").await;
     let client = t.client("user-9", &["rosa-inbox"]);

@@ -6,15 +6,13 @@
 //! of `./test.sh` skips them, as they bring their own PostgreSQL).
 
 mod common;
-mod support_auth;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::services::{create_database, Postgres, Redis};
-use common::TestServer;
+use common::*;
 use futures_util::future::join_all;
-use support_auth::*;
 
 /// Rate limits out of the way, and room for a backlog while a test publishes.
 const UNLIMITED: &str = "[limits]\ndefault_tier = \"unlimited\"\nanonymous_per_minute = 0\n";
@@ -50,12 +48,15 @@ async fn cluster(n: usize, sections: &str) -> Cluster {
 
 /// Waits until `/health` says `"redis": state` (`connected` or `disconnected`).
 async fn wait_for_redis(node: &TestServer, state: &str) {
-    let seen = eventually(Duration::from_secs(15), || async {
-        let (status, body) = node.get_json("/health").await;
-        status == 200 && body["redis"] == state
-    })
+    eventually(
+        Duration::from_secs(15),
+        &format!("{} reports redis {state}", node.addr()),
+        || async {
+            let (status, body) = node.get_json("/health").await;
+            status == 200 && body["redis"] == state
+        },
+    )
     .await;
-    assert!(seen, "{} never reported redis {state}", node.addr());
 }
 
 #[actix_rt::test]
@@ -215,7 +216,7 @@ async fn cluster_a_free_account_gets_its_quota_once_across_nodes() {
     }
     for node in &c.nodes {
         let got = publish_as(node, "quota", &owner, "over").await;
-        assert_error(&got, 429, "Rate limit exceeded", "11th publish");
+        assert_error(&got, 429, RATE_LIMITED, "11th publish");
     }
     let resp = common::client()
         .post(c.nodes[1].url("/quota"))
@@ -304,18 +305,25 @@ async fn cluster_node_answers_503_while_postgres_is_down_and_recovers_by_itself(
     }
     let (status, _) = node.get_json("/health").await;
     assert_eq!(status, 503, "health while the database is down");
+    assert!(
+        node.log().contains("database unavailable"),
+        "{}",
+        node.log()
+    );
 
     postgres.start_again();
-    let recovered = eventually(Duration::from_secs(15), || async {
+    eventually(Duration::from_secs(15), "publishing recovers", || async {
         publish_as(&node, "db", &owner, "again").await.0 == 200
     })
     .await;
-    assert!(recovered, "publishing never recovered");
     let texts = common::texts(&node.poll("db", "since=all").await);
     assert_eq!(texts.first().map(String::as_str), Some("stored"));
     assert!(texts.iter().all(|t| t != "lost"), "{texts:?}");
     let (status, _) = node.get_json("/health").await;
     assert_eq!(status, 200);
+    let log = node.log();
+    let back = log.find("database available again");
+    assert!(back > log.find("database unavailable"), "{log}");
 }
 
 fn api_key(cred: &Cred) -> String {

@@ -53,7 +53,8 @@ fn a_trickled_body_is_cut_at_its_deadline_and_the_connection_closed() {
     let server = TestServer::start(&format!("{NO_LIMITS}body_timeout = \"1s\"\n"));
     let started = Instant::now();
     let mut stream = slow_publish(server.addr());
-    // One more byte a little later: trickling does not move the deadline.
+    // One more byte a little later: trickling does not move the deadline (a slow
+    // client is under test, so this waits on purpose).
     std::thread::sleep(Duration::from_millis(500));
     stream.write_all(b"y").expect("write");
     assert_cut_at_deadline(&mut stream, started, Duration::from_secs(1));
@@ -105,8 +106,9 @@ async fn streams_and_websockets_outlive_the_body_deadline() {
     let mut server = TestServer::start(&format!("{NO_LIMITS}body_timeout = \"1s\"\n"));
     server.register_publisher().await;
     let topic = common::unique_topic("outlive");
-    let mut sse = common::Subscriber::connect(&server, "sse", &topic, "").await;
-    let mut ws = common::Subscriber::connect(&server, "ws", &topic, "").await;
+    let mut sse = common::Subscriber::connect(&server, common::Transport::Sse, &topic, "").await;
+    let mut ws = common::Subscriber::connect(&server, common::Transport::Ws, &topic, "").await;
+    // Time itself is under test: the streams must outlive the one-second deadline.
     actix_rt::time::sleep(Duration::from_millis(2500)).await;
     server.publish(&topic, "still here").await;
     for sub in [&mut sse, &mut ws] {
@@ -128,16 +130,14 @@ fn connections_over_the_cap_per_ip_get_429_and_are_closed() {
     let mut stream = raw_connect(server.addr(), HEALTH);
     let response = raw_response(&mut stream, WAIT);
     assert_eq!(response.status, 429, "{response:?}");
-    assert_eq!(response.json()["detail"], "Rate limit exceeded");
+    assert_eq!(response.json()["detail"], common::RATE_LIMITED);
     assert!(response.header("retry-after").is_some(), "{response:?}");
     assert!(raw_closed_within(&mut stream, Duration::from_secs(3)));
     // A connection closed frees its place.
     streams.pop();
-    let deadline = Instant::now() + WAIT;
-    while health(server.addr()).status != 200 {
-        assert!(Instant::now() < deadline, "the cap never freed a place");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::eventually_blocking(WAIT, "the cap frees a place", || {
+        health(server.addr()).status == 200
+    });
 }
 
 /// Lowers the server's limit on open files, as an operator's `prlimit` would.
@@ -206,7 +206,7 @@ fn behind_a_proxy_the_last_hop_of_the_last_forwarded_header_is_the_client() {
     );
     let status = |first: &str, last: &str| {
         let request = format!(
-            "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: {first}\r\n\
+            "GET /proxied/json?poll=1 HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: {first}\r\n\
              X-Forwarded-For: 10.0.0.1, {last}\r\nConnection: close\r\n\r\n"
         );
         raw_response(&mut raw_connect(server.addr(), request.as_bytes()), WAIT).status
@@ -278,6 +278,7 @@ async fn a_later_request_that_stalls_on_a_kept_alive_connection_is_closed() {
     let started = Instant::now();
     for byte in b"GET /health HTTP/1.1\r\nHo" {
         stalled.write_all(&[*byte]).expect("write");
+        // A client trickling its head is under test: the pause is the point.
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(

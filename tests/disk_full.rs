@@ -10,10 +10,10 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::services::{self, Postgres};
-use common::{TestServer, NO_LIMITS};
+use common::{eventually, TestServer, NO_LIMITS};
 use diesel::{Connection, RunQueryDsl};
 use serde_json::{json, Value};
 
@@ -179,35 +179,30 @@ async fn publish_until_full(
 
 /// Publishes until `deadline`, once a second, until one is stored: its id.
 async fn publish_once_there_is_room(server: &TestServer, topic: &str, text: &str) -> String {
-    let deadline = Instant::now() + RESUME_WITHIN;
-    loop {
+    let what = "publishes are stored again once the disk has room";
+    eventually(RESUME_WITHIN, what, || async {
         let (status, reply) = server.publish_with(topic, text.to_string(), &[]).await;
         if status == 200 {
-            return reply["id"].as_str().expect("message id").to_string();
+            return Ok(reply["id"].as_str().expect("message id").to_string());
         }
         assert_eq!(reply["detail"], STORAGE_FULL, "{reply}");
-        assert!(
-            Instant::now() < deadline,
-            "publishes still refused {RESUME_WITHIN:?} after the disk has room"
-        );
-        actix_rt::time::sleep(Duration::from_millis(200)).await;
-    }
+        Err(reply)
+    })
+    .await
 }
 
 /// Waits for `/health` to answer 200 `{"status":"ok"}`.
 async fn assert_health_recovers(server: &TestServer) {
-    let deadline = Instant::now() + RESUME_WITHIN;
-    loop {
+    let what = "/health is ok again once the disk has room";
+    eventually(RESUME_WITHIN, what, || async {
         let got = health(server).await;
         if got == (200, json!({"status": "ok"})) {
-            return;
+            Ok(())
+        } else {
+            Err(got)
         }
-        assert!(
-            Instant::now() < deadline,
-            "/health still {got:?} {RESUME_WITHIN:?} after the disk has room"
-        );
-        actix_rt::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 /// The topic's stored messages are exactly `ids`, in order (none lost, none twice).

@@ -7,11 +7,9 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{SseClient, TestServer};
+use common::{eventually, SseClient, TestServer, WAIT};
 use futures_util::future::{join, join_all};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(5);
 
 #[actix_rt::test]
 async fn acknowledged_messages_survive_kill_9_in_order() {
@@ -116,11 +114,12 @@ async fn kill_9_during_publishing_loses_no_acknowledged_message() {
     let publishers =
         join_all((0..4).map(|p| publish_until_failure(url.clone(), headers.clone(), p, &acked)));
     let killer = async {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while acked.borrow().len() < 300 {
-            assert!(Instant::now() < deadline, "publishing too slow");
-            actix_rt::time::sleep(Duration::from_millis(2)).await;
-        }
+        eventually(
+            Duration::from_secs(15),
+            "300 publishes acknowledged",
+            || async { acked.borrow().len() >= 300 },
+        )
+        .await;
         // Requests are in flight right now.
         server.kill9();
     };
@@ -362,16 +361,8 @@ async fn publishes_get_503_once_moves_into_messages_stay_blocked() {
 
     // Once the lock goes, the moves catch up and publishing works again.
     blocker.batch_execute("ROLLBACK").unwrap();
-    let started = Instant::now();
-    loop {
-        let (status, _) = server.publish_with("piled", "again", &[]).await;
-        if status == 200 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "publishing resumes"
-        );
-        actix_rt::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(Duration::from_secs(60), "publishing resumes", || async {
+        server.publish_with("piled", "again", &[]).await.0 == 200
+    })
+    .await;
 }

@@ -24,19 +24,25 @@ async fn expect_error(
     body: impl Into<bytes::Bytes>,
     status: u16,
 ) -> String {
+    let body: bytes::Bytes = body.into();
+    // Names the case in every failure: the request as it was sent.
+    let request = format!(
+        "{method} {path} {headers:?} {:?}",
+        String::from_utf8_lossy(&body[..body.len().min(120)])
+    );
     let (got, content_type, body) = server.publish_request(method, path, headers, body).await;
     let text = String::from_utf8_lossy(&body).to_string();
-    assert_eq!(got, status, "{method} {path}: body {text:?}");
+    assert_eq!(got, status, "{request}: body {text:?}");
     assert!(
         content_type.starts_with("application/json"),
-        "{method} {path}: content type {content_type:?}, body {text:?}"
+        "{request}: content type {content_type:?}, body {text:?}"
     );
     let value: Value = serde_json::from_slice(&body)
-        .unwrap_or_else(|e| panic!("{method} {path}: error body is not JSON ({e}): {text:?}"));
+        .unwrap_or_else(|e| panic!("{request}: error body is not JSON ({e}): {text:?}"));
     let detail = value["detail"]
         .as_str()
-        .unwrap_or_else(|| panic!("{method} {path}: no detail string in {value}"));
-    assert!(!detail.trim().is_empty(), "{method} {path}: empty detail");
+        .unwrap_or_else(|| panic!("{request}: no detail string in {value}"));
+    assert!(!detail.trim().is_empty(), "{request}: empty detail");
     detail.to_string()
 }
 
@@ -52,7 +58,7 @@ async fn expect_publish_error(
     let detail = expect_error(server, "POST", path, headers, body, status).await;
     assert!(
         detail.to_lowercase().contains(&word.to_lowercase()),
-        "POST {path}: detail {detail:?} should mention {word:?}"
+        "POST {path} {headers:?}: detail {detail:?} should mention {word:?}"
     );
 }
 
@@ -71,20 +77,21 @@ async fn expect_json_publish_error(server: &TestServer, body: &Value, status: u1
 #[actix_rt::test]
 async fn empty_body_is_400_message_is_empty() {
     let server = server().await;
-    let detail = expect_error(&server, "POST", "/errs", &[], "", 400).await;
-    assert_eq!(detail, "Message is empty");
-    let detail = expect_error(&server, "PUT", "/errs", &[], "", 400).await;
-    assert_eq!(detail, "Message is empty");
-    let detail = expect_error(
-        &server,
-        "POST",
-        "/",
-        &[("Content-Type", "application/json")],
-        json!({"topic": "errs", "message": ""}).to_string(),
-        400,
-    )
-    .await;
-    assert_eq!(detail, "Message is empty");
+    let json_body = json!({"topic": "errs", "message": ""}).to_string();
+    let cases = [
+        ("POST", "/errs", vec![], String::new()),
+        ("PUT", "/errs", vec![], String::new()),
+        (
+            "POST",
+            "/",
+            vec![("Content-Type", "application/json")],
+            json_body,
+        ),
+    ];
+    for (method, path, headers, body) in cases {
+        let detail = expect_error(&server, method, path, &headers, body, 400).await;
+        assert_eq!(detail, "Message is empty", "{method} {path} {headers:?}");
+    }
     assert!(server.poll("errs", "").await.is_empty());
 }
 
@@ -141,100 +148,75 @@ async fn non_utf8_body_is_400() {
     assert!(server.poll("bytes", "").await.is_empty());
 }
 
-#[actix_rt::test]
-async fn bad_priority_is_400() {
-    let server = server().await;
-    for bad in ["0", "6", "loud", "3.5", "-1"] {
-        expect_publish_error(
-            &server,
-            "/prio",
-            &[("X-Priority", bad)],
-            "m",
-            400,
-            "priority",
-        )
-        .await;
-    }
-    expect_publish_error(&server, "/prio?priority=9", &[], "m", 400, "priority").await;
-    expect_json_publish_error(
-        &server,
-        &json!({"topic": "prio", "message": "m", "priority": 9}),
-        400,
-        "priority",
-    )
-    .await;
-    expect_json_publish_error(
-        &server,
-        &json!({"topic": "prio", "message": "m", "priority": "loud"}),
-        400,
-        "priority",
-    )
-    .await;
-    assert!(server.poll("prio", "").await.is_empty());
+/// A publish field refused the same way in every form it can be sent in.
+struct BadField {
+    /// The case's name, its topic, and a word its `detail` must mention.
+    name: &'static str,
+    /// The header that carries the field, and values refused there.
+    header: &'static str,
+    bad_headers: Vec<String>,
+    /// A path with the field as a bad query parameter.
+    bad_query: String,
+    /// `POST /` JSON bodies with a bad value for the field.
+    bad_json: Vec<Value>,
+    /// A header value just within the limit, and the field as the stored message has it.
+    accepted: Option<(String, Value)>,
 }
 
 #[actix_rt::test]
-async fn eleven_tags_are_400_and_ten_are_accepted() {
-    let server = server().await;
+async fn bad_priority_tags_or_title_is_400_as_header_query_or_json() {
     let ten: Vec<String> = (1..=10).map(|i| format!("t{i}")).collect();
     let eleven: Vec<String> = (1..=11).map(|i| format!("t{i}")).collect();
-
-    let (status, ok) = server
-        .publish_with("tags", "ten", &[("X-Tags", &ten.join(","))])
-        .await;
-    assert_eq!(status, 200, "{ok}");
-    assert_eq!(ok["tags"], json!(ten));
-
-    expect_publish_error(
-        &server,
-        "/tags",
-        &[("X-Tags", &eleven.join(","))],
-        "m",
-        400,
-        "tags",
-    )
-    .await;
-    let query = format!("/tags?tags={}", eleven.join(","));
-    expect_publish_error(&server, &query, &[], "m", 400, "tags").await;
-    expect_json_publish_error(
-        &server,
-        &json!({"topic": "tags", "message": "m", "tags": eleven}),
-        400,
-        "tags",
-    )
-    .await;
-    assert_eq!(server.poll("tags", "").await.len(), 1);
-}
-
-#[actix_rt::test]
-async fn title_longer_than_256_chars_is_400() {
+    let (max_title, long_title) = ("t".repeat(256), "t".repeat(257));
+    let cases = [
+        BadField {
+            name: "priority",
+            header: "X-Priority",
+            bad_headers: ["0", "6", "loud", "3.5", "-1"].map(String::from).to_vec(),
+            bad_query: "/priority?priority=9".into(),
+            bad_json: vec![
+                json!({"topic": "priority", "message": "m", "priority": 9}),
+                json!({"topic": "priority", "message": "m", "priority": "loud"}),
+            ],
+            accepted: None,
+        },
+        BadField {
+            name: "tags",
+            header: "X-Tags",
+            bad_headers: vec![eleven.join(",")],
+            bad_query: format!("/tags?tags={}", eleven.join(",")),
+            bad_json: vec![json!({"topic": "tags", "message": "m", "tags": eleven})],
+            accepted: Some((ten.join(","), json!(ten))),
+        },
+        BadField {
+            name: "title",
+            header: "X-Title",
+            bad_headers: vec![long_title.clone()],
+            bad_query: format!("/title?title={long_title}"),
+            bad_json: vec![json!({"topic": "title", "message": "m", "title": long_title})],
+            accepted: Some((max_title.clone(), json!(max_title))),
+        },
+    ];
     let server = server().await;
-    let max = "t".repeat(256);
-    let (status, ok) = server
-        .publish_with("titles", "fits", &[("X-Title", &max)])
-        .await;
-    assert_eq!(status, 200, "{ok}");
-    assert_eq!(ok["title"], max.as_str());
-
-    let long = "t".repeat(257);
-    expect_publish_error(&server, "/titles", &[("X-Title", &long)], "m", 400, "title").await;
-    expect_publish_error(
-        &server,
-        &format!("/titles?title={long}"),
-        &[],
-        "m",
-        400,
-        "title",
-    )
-    .await;
-    expect_json_publish_error(
-        &server,
-        &json!({"topic": "titles", "message": "m", "title": long}),
-        400,
-        "title",
-    )
-    .await;
-    assert_eq!(server.poll("titles", "").await.len(), 1);
+    for case in &cases {
+        let (name, path) = (case.name, format!("/{}", case.name));
+        if let Some((value, stored)) = &case.accepted {
+            let (status, ok) = server
+                .publish_with(name, "fits", &[(case.header, value)])
+                .await;
+            assert_eq!(status, 200, "{name}: {ok}");
+            assert_eq!(&ok[name], stored, "{name}");
+        }
+        for bad in &case.bad_headers {
+            expect_publish_error(&server, &path, &[(case.header, bad)], "m", 400, name).await;
+        }
+        expect_publish_error(&server, &case.bad_query, &[], "m", 400, name).await;
+        for body in &case.bad_json {
+            expect_json_publish_error(&server, body, 400, name).await;
+        }
+        let stored = server.poll(name, "").await.len();
+        assert_eq!(stored, usize::from(case.accepted.is_some()), "{name}");
+    }
 }
 
 #[actix_rt::test]
@@ -392,28 +374,26 @@ async fn bad_since_is_400() {
 }
 
 #[actix_rt::test]
-async fn bad_subscribe_filter_is_400() {
+async fn a_bad_subscribe_filter_or_history_limit_is_400_naming_it() {
     let server = server().await;
-    for bad in ["9", "loud", "1,7"] {
-        let path = format!("/filters/json?priority={bad}");
-        let detail = expect_error(&server, "GET", &path, &[], "", 400).await;
-        assert!(
-            detail.to_lowercase().contains("priority"),
-            "{path}: {detail:?}"
-        );
-    }
-}
-
-#[actix_rt::test]
-async fn bad_history_limit_is_400() {
-    let server = server().await;
-    for bad in ["0", "-1", "abc", "100000"] {
-        let path = format!("/api/topics/hist/messages?limit={bad}");
-        let detail = expect_error(&server, "GET", &path, &[], "", 400).await;
-        assert!(
-            detail.to_lowercase().contains("limit"),
-            "{path}: {detail:?}"
-        );
+    let cases = [
+        (
+            "/filters/json?priority=",
+            &["9", "loud", "1,7"][..],
+            "priority",
+        ),
+        (
+            "/api/topics/hist/messages?limit=",
+            &["0", "-1", "abc", "100000"],
+            "limit",
+        ),
+    ];
+    for (prefix, bad_values, word) in cases {
+        for bad in bad_values {
+            let path = format!("{prefix}{bad}");
+            let detail = expect_error(&server, "GET", &path, &[], "", 400).await;
+            assert!(detail.to_lowercase().contains(word), "{path}: {detail:?}");
+        }
     }
 }
 

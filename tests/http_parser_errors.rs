@@ -95,6 +95,7 @@ fn a_head_in_pieces_and_the_requests_after_it_are_served() {
     let server = TestServer::start(NO_LIMITS);
     let mut stream = raw_connect(server.addr(), b"GET /hea");
     for piece in [&b"lth HTTP/1.1\r\nHo"[..], b"st: localhost\r\n", b"\r\n"] {
+        // A head in pieces is under test: the pause keeps them apart.
         std::thread::sleep(Duration::from_millis(200));
         stream.write_all(piece).expect("write");
     }

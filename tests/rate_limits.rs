@@ -2,18 +2,11 @@
 //! by tier (topic tokens charge the topic owner), with their 429 answer and headers.
 
 mod common;
-mod support_auth;
 
 use std::time::{Duration, Instant};
 
-use awc::http::header::HeaderMap;
-use awc::http::Method;
-use serde_json::Value;
-
-use common::{unique_topic, TestServer, REQUEST_TIMEOUT};
-use support_auth::{admin, create_topic, eventually, get, register, token, Account, Cred};
-
-const RATE_LIMITED: &str = "Rate limit exceeded";
+use common::{admin, create_topic, eventually, get, header_refs, register, token, Account, Cred};
+use common::{unique_topic, Reply, TestServer, RATE_LIMITED};
 
 /// Anonymous requests unlimited, accounts on the default tier (`free`) unless `extra`
 /// (more `[limits]` keys) says otherwise.
@@ -21,30 +14,7 @@ fn publish_limits_server(extra: &str) -> TestServer {
     TestServer::start(&format!("[limits]\nanonymous_per_minute = 0\n{extra}\n"))
 }
 
-/// One HTTP answer with its headers; the body as JSON (`Null` when it is not JSON).
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    path: String,
-}
-
 impl Reply {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("header is text").to_string())
-    }
-
-    /// A numeric header that must be present.
-    fn number(&self, name: &str) -> u64 {
-        let text = self
-            .header(name)
-            .unwrap_or_else(|| panic!("{}: no {name} header ({})", self.path, self.status));
-        text.parse()
-            .unwrap_or_else(|_| panic!("{}: {name} is not a whole number: {text:?}", self.path))
-    }
-
     /// Asserts the 429 answer: JSON detail, `Retry-After` ≥ 1 s, the limit, nothing left.
     #[track_caller]
     fn assert_rate_limited(&self, limit: u64) {
@@ -72,46 +42,17 @@ impl Reply {
     }
 }
 
-/// Any request, keeping the response headers.
-async fn send(
-    server: &TestServer,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let method = Method::from_bytes(method.as_bytes()).expect("valid method");
-    let mut req = common::client().request(method, server.url(path));
-    for (k, v) in headers {
-        req = req.insert_header((*k, *v));
-    }
-    let mut resp = req
-        .send_body(body.to_string())
-        .await
-        .unwrap_or_else(|e| panic!("{path}: request failed: {e}"));
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = actix_rt::time::timeout(REQUEST_TIMEOUT, resp.body().limit(1 << 20))
-        .await
-        .unwrap_or_else(|_| panic!("{path}: response body timed out"))
-        .unwrap_or_else(|e| panic!("{path}: reading response body failed: {e}"));
-    Reply {
-        status,
-        headers,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        path: path.to_string(),
-    }
-}
-
 async fn anonymous_get(server: &TestServer, path: &str) -> Reply {
-    send(server, "GET", path, &[], "").await
+    server.reply("GET", path, &[], "").await
 }
 
 /// `POST /{topic}` with the credential's header form.
 async fn publish(server: &TestServer, topic: &str, cred: &Cred, text: &str) -> Reply {
     let owned = cred.headers();
-    let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    send(server, "POST", &format!("/{topic}"), &headers, text).await
+    let path = format!("/{topic}");
+    server
+        .reply("POST", &path, &header_refs(&owned), text.to_string())
+        .await
 }
 
 /// Publishes once and asserts 200 with the quota headers.
@@ -153,10 +94,11 @@ async fn publish_until_refused(
 #[actix_rt::test]
 async fn the_default_anonymous_quota_is_60_per_minute_then_429_with_headers() {
     let server = TestServer::start("");
+    let poll = format!("/{}/json?poll=1", unique_topic("anon60"));
     let started = Instant::now();
     let mut allowed = 0;
     let refusal = loop {
-        let reply = anonymous_get(&server, "/health").await;
+        let reply = anonymous_get(&server, &poll).await;
         if reply.status != 200 {
             break reply;
         }
@@ -180,14 +122,14 @@ async fn the_default_anonymous_quota_is_60_per_minute_then_429_with_headers() {
 #[actix_rt::test]
 async fn the_anonymous_quota_counts_every_path_and_says_when_to_retry() {
     let server = TestServer::start("[limits]\nanonymous_per_minute = 5\n");
-    let topic = unique_topic("anon");
-    let poll = format!("/{topic}/json?poll=1");
+    let poll = format!("/{}/json?poll=1", unique_topic("anon"));
+    let history = format!("/api/topics/{}/messages", unique_topic("anon"));
     for path in [
-        "/health",
+        history.as_str(),
         poll.as_str(),
-        "/health",
+        history.as_str(),
         poll.as_str(),
-        "/health",
+        history.as_str(),
     ] {
         let reply = anonymous_get(&server, path).await;
         assert_eq!(reply.status, 200, "{path}: {}", reply.body);
@@ -197,7 +139,7 @@ async fn the_anonymous_quota_counts_every_path_and_says_when_to_retry() {
     // 5 per minute refills one request every 12 s.
     let retry_after = refused.number("Retry-After");
     assert!((1..=12).contains(&retry_after), "Retry-After {retry_after}");
-    anonymous_get(&server, "/health")
+    anonymous_get(&server, &history)
         .await
         .assert_rate_limited(5);
     anonymous_get(&server, "/no/such/path/here")
@@ -211,22 +153,19 @@ async fn a_request_with_a_credential_is_not_blocked_by_the_anonymous_quota() {
     // Registering is itself an anonymous request (1 of 3).
     let account = register(&server, "anon_keyed").await;
     let key = account.api_key.clone();
+    let poll = format!("/{}/json?poll=1", unique_topic("anon3"));
     for _ in 0..2 {
-        assert_eq!(anonymous_get(&server, "/health").await.status, 200);
+        assert_eq!(anonymous_get(&server, &poll).await.status, 200);
     }
-    anonymous_get(&server, "/health")
-        .await
-        .assert_rate_limited(3);
-    for path in ["/health", "/api/me"] {
-        let reply = send(&server, "GET", path, &[("X-API-Key", &key)], "").await;
+    anonymous_get(&server, &poll).await.assert_rate_limited(3);
+    for path in [poll.as_str(), "/api/me"] {
+        let reply = server.reply("GET", path, &[("X-API-Key", &key)], "").await;
         assert_eq!(reply.status, 200, "{path} with an API key: {}", reply.body);
     }
     let topic = unique_topic("keyed");
     let reply = publish(&server, &topic, &account.key(), "hello").await;
     assert_eq!(reply.status, 200, "publish with an API key: {}", reply.body);
-    anonymous_get(&server, "/health")
-        .await
-        .assert_rate_limited(3);
+    anonymous_get(&server, &poll).await.assert_rate_limited(3);
 }
 
 #[actix_rt::test]
@@ -235,7 +174,7 @@ async fn an_anonymous_quota_of_0_is_unlimited() {
     let topic = unique_topic("unlimited-anon");
     for i in 0..100 {
         let path = if i % 2 == 0 {
-            "/health".to_string()
+            format!("/api/topics/{topic}/messages")
         } else {
             format!("/{topic}/json?poll=1")
         };
@@ -304,15 +243,15 @@ async fn a_team_account_set_by_the_cli_gets_100_without_a_restart() {
     refused.assert_rate_limited(10);
 
     admin(&server, &["tier", &account.email, "team"]);
-    let seen = eventually(Duration::from_secs(3), || async {
-        let (_, me) = get(&server, "/api/me", &account.key()).await;
-        me["tier"] == "team"
-    })
+    eventually(
+        Duration::from_secs(3),
+        "the running server sees the tier change",
+        || async {
+            let (_, me) = get(&server, "/api/me", &account.key()).await;
+            me["tier"] == "team"
+        },
+    )
     .await;
-    assert!(
-        seen,
-        "tier change not seen by the running server within 3 s"
-    );
 
     let started = Instant::now();
     let first = publish(&server, &topic, &account.key(), "as team").await;
@@ -382,12 +321,15 @@ async fn an_account_moved_to_unlimited_by_the_cli_loses_its_limit() {
     assert_eq!(allowed, 10);
     refused.assert_rate_limited(10);
     admin(&server, &["tier", &account.email, "unlimited"]);
-    let seen = eventually(Duration::from_secs(3), || async {
-        let (_, me) = get(&server, "/api/me", &account.key()).await;
-        me["tier"] == "unlimited"
-    })
+    eventually(
+        Duration::from_secs(3),
+        "the tier change is seen",
+        || async {
+            let (_, me) = get(&server, "/api/me", &account.key()).await;
+            me["tier"] == "unlimited"
+        },
+    )
     .await;
-    assert!(seen, "tier change not seen within 3 s");
     for i in 0..15 {
         let reply = publish(&server, &topic, &account.key(), &format!("m{i}")).await;
         assert_eq!(reply.status, 200, "publish {i}: {}", reply.body);

@@ -6,14 +6,11 @@ mod common;
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{SseClient, Subscriber, TestServer};
+use common::{eventually, SseClient, Subscriber, TestServer, Transport, TRANSPORTS, WAIT};
 use futures_util::future::{join, join_all};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(5);
-const TRANSPORTS: [&str; 4] = ["sse", "json", "ws", "raw"];
 
 async fn publish_texts(server: &TestServer, topic: &str, texts: &[&str]) -> Vec<Value> {
     let mut sent = Vec::new();
@@ -55,7 +52,7 @@ async fn since_all_replays_every_stored_message_then_goes_live() {
             &mut sub,
             &topic,
             &["one", "two", "three"],
-            transport,
+            transport.path(),
         )
         .await;
     }
@@ -68,7 +65,7 @@ async fn without_since_only_live_messages_are_sent() {
         let topic = format!("none-{transport}");
         publish_texts(&server, &topic, &["old"]).await;
         let mut sub = Subscriber::connect(&server, transport, &topic, "").await;
-        expect_replay_then_live(&server, &mut sub, &topic, &[], transport).await;
+        expect_replay_then_live(&server, &mut sub, &topic, &[], transport.path()).await;
     }
 }
 
@@ -81,7 +78,8 @@ async fn since_message_id_replays_only_what_follows_it() {
         let query = format!("since={}", sent[1]["id"].as_str().unwrap());
         let mut sub = Subscriber::connect(&server, transport, &topic, &query).await;
         let live =
-            expect_replay_then_live(&server, &mut sub, &topic, &["m3", "m4"], transport).await;
+            expect_replay_then_live(&server, &mut sub, &topic, &["m3", "m4"], transport.path())
+                .await;
 
         // The id of the newest message: nothing to replay.
         let query = format!("since={}", live["id"].as_str().unwrap());
@@ -96,11 +94,12 @@ async fn since_duration_and_unix_time_replay_from_that_moment() {
     let old = server.publish("timed", "old").await;
     let old_time = old["time"].as_i64().unwrap();
     // Let the clock move two whole seconds past the old message.
-    let deadline = Instant::now() + Duration::from_secs(4);
-    while common::now_unix() < old_time + 2 {
-        assert!(Instant::now() < deadline, "clock did not advance");
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(4),
+        "the clock is two seconds on",
+        || async { common::now_unix() >= old_time + 2 },
+    )
+    .await;
     let new = server.publish("timed", "new").await;
     let new_time = new["time"].as_i64().unwrap();
     assert!(new_time >= old_time + 2);
@@ -133,7 +132,7 @@ async fn since_duration_and_unix_time_replay_from_that_moment() {
     }
     // A time in the future replays nothing; the subscription still goes live.
     let query = format!("since={}", common::now_unix() + 3600);
-    let mut sub = Subscriber::connect(&server, "json", "timed", &query).await;
+    let mut sub = Subscriber::connect(&server, Transport::Json, "timed", &query).await;
     server.publish("timed", "later").await;
     assert_eq!(sub.next_text(WAIT).await.as_deref(), Some("later"));
     // The history endpoint agrees.
@@ -205,7 +204,7 @@ async fn replay_across_several_topics_keeps_publish_order() {
     for transport in TRANSPORTS {
         let mut sub = Subscriber::connect(&server, transport, "left,right", "since=all").await;
         let want: Vec<&str> = expected.iter().map(String::as_str).collect();
-        expect_replay_then_live(&server, &mut sub, "right", &want, transport).await;
+        expect_replay_then_live(&server, &mut sub, "right", &want, transport.path()).await;
         expected.push(format!("live after {transport}"));
     }
 }
@@ -229,20 +228,21 @@ async fn publisher(
 async fn late_subscriber(
     server: &TestServer,
     topic: &str,
-    transport: &str,
+    transport: Transport,
     start_after: usize,
     total: usize,
     acked: &Cell<usize>,
 ) -> (Subscriber, Vec<String>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.get() < start_after {
-        assert!(
-            Instant::now() < deadline,
-            "publishers stalled at {}",
-            acked.get()
-        );
-        actix_rt::time::sleep(Duration::from_millis(2)).await;
-    }
+    let what = format!("{start_after} publishes acknowledged");
+    eventually(Duration::from_secs(30), &what, || async {
+        let acked = acked.get();
+        if acked >= start_after {
+            Ok(())
+        } else {
+            Err(format!("publishers at {acked}"))
+        }
+    })
+    .await;
     let mut sub = Subscriber::connect(server, transport, topic, "since=all").await;
     let texts = sub.take_texts(total, Duration::from_secs(30)).await;
     (sub, texts)
@@ -292,17 +292,17 @@ async fn race(publishers: usize, per_publisher: usize, topic: &str) {
     let total = publishers * per_publisher;
     let acked = Cell::new(0);
     let joiners = [
-        ("sse", total / 10),
-        ("json", total * 3 / 10),
-        ("ws", total / 2),
-        ("raw", total * 7 / 10),
-        ("sse", total * 9 / 10),
-        ("json", total - 1),
+        (Transport::Sse, total / 10),
+        (Transport::Json, total * 3 / 10),
+        (Transport::Ws, total / 2),
+        (Transport::Raw, total * 7 / 10),
+        (Transport::Sse, total * 9 / 10),
+        (Transport::Json, total - 1),
     ];
     let pubs =
         join_all((0..publishers).map(|p| publisher(&server, topic, p, per_publisher, &acked)));
     let subs = join_all(joiners.iter().map(|(transport, after)| {
-        late_subscriber(&server, topic, transport, *after, total, &acked)
+        late_subscriber(&server, topic, *transport, *after, total, &acked)
     }));
     let (_, results) = join(pubs, subs).await;
     assert_eq!(acked.get(), total);

@@ -107,6 +107,7 @@ async fn a_subscriber_that_never_reads_does_not_hold_back_the_others() {
         thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 peak.fetch_max(common::rss_kib(pid), Ordering::Relaxed);
+                // A sampling period, not a wait for a condition.
                 thread::sleep(Duration::from_millis(50));
             }
         })

@@ -2,76 +2,23 @@
 //! port, a database it cannot open, unknown environment keys and flags all stop it at
 //! once with a one-line `error:`; `TIDINGS_LISTEN` works and `--listen` beats it.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::cli::{command, run, CliOutput};
+use common::server::{listening_addr, START_TIMEOUT};
 
 /// How long a failing start may take.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a good start may take to print its listening line.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// `tidings ARGS` with `env` and no other `TIDINGS_*` variable.
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
-    command.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TIDINGS_") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(env.iter().copied());
-    command.stdin(Stdio::null());
-    command
-}
-
-/// What a finished run printed.
-#[derive(Debug)]
-struct Exited {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-/// Runs to completion; kills it and fails if it is still running after `EXIT_TIMEOUT`.
-fn run(args: &[&str], env: &[(&str, &str)]) -> Exited {
-    let started = Instant::now();
-    let mut child = command(args, env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tidings");
-    loop {
-        match child.try_wait().expect("wait for tidings") {
-            Some(_) => break,
-            None if started.elapsed() >= EXIT_TIMEOUT => {
-                let _ = child.kill();
-                let output = child.wait_with_output().expect("reap tidings");
-                panic!(
-                    "tidings {args:?} still running after {EXIT_TIMEOUT:?}; stderr:\n{}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            None => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    let output = child.wait_with_output().expect("read tidings output");
-    Exited {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        took: started.elapsed(),
-    }
-}
 
 /// Asserts a failed start: non-zero exit, and stderr ends with one `error:` line that
 /// contains every one of `names` (case-insensitive). The error line.
 #[track_caller]
-fn assert_start_error(out: &Exited, names: &[&str]) -> String {
+fn assert_start_error(out: &CliOutput, names: &[&str]) -> String {
     assert!(
         matches!(out.code, Some(code) if code != 0),
         "exit code {:?}; stderr:\n{}",
@@ -160,19 +107,9 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn tidings");
-    let stdout = child.stdout.take().expect("child stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(addr) = line.strip_prefix("tidings listening on http://") {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    match rx.recv_timeout(START_TIMEOUT) {
-        Ok(addr) => Running { child, addr },
-        Err(_) => {
+    match listening_addr(&mut child, START_TIMEOUT) {
+        Some(addr) => Running { child, addr },
+        None => {
             let _ = child.kill();
             let status = child.wait();
             panic!("tidings {args:?} did not start within {START_TIMEOUT:?} ({status:?})");

@@ -5,17 +5,16 @@
 //! expiry, and ends.
 
 mod common;
-mod support_auth;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use common::*;
 use common::{LineStream, TestServer};
 use futures_util::future::join_all;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use support_auth::*;
 
 /// How soon after its credential's expiry a stream must be closed.
 const CLOSE_WITHIN: f64 = 1.0;
@@ -26,7 +25,7 @@ const EXPIRES_IN: i64 = 3;
 /// A server whose access JWTs live [`EXPIRES_IN`] seconds, with an account that owns
 /// a private topic: `(server, owner, topic)`.
 async fn private_topic() -> (TestServer, Account, String) {
-    let server = start(
+    let server = TestServer::unlimited(
         "",
         &format!("[auth]\naccess_token_ttl = \"{EXPIRES_IN}s\"\n"),
     );
@@ -46,7 +45,7 @@ fn now() -> f64 {
 
 /// One open stream, of any transport.
 enum Stream {
-    Live(Live),
+    Subscriber(Subscriber),
     /// Raw streams carry no event names: every event but a message is an empty line.
     Raw(LineStream),
 }
@@ -68,7 +67,7 @@ impl Stream {
             }
         };
         match subscribe_with(server, live, &path, &[]).await {
-            Ok(live) => Stream::Live(live),
+            Ok(live) => Stream::Subscriber(live),
             Err((status, body)) => panic!("GET {path}: {status} {body}"),
         }
     }
@@ -78,7 +77,7 @@ impl Stream {
     async fn message_then_close(mut self, text: &str, what: &str) -> (f64, Option<String>) {
         let wait = Duration::from_secs(EXPIRES_IN as u64 + 3);
         match &mut self {
-            Stream::Live(live) => {
+            Stream::Subscriber(live) => {
                 let message = live
                     .next_message(WAIT)
                     .await
@@ -155,11 +154,12 @@ async fn every_stream_ends_at_expiry(
     // A new request with the credential is refused the same way (a JWT counts as
     // expired once its `exp` second has passed).
     let path = format!("/{topic}/json?poll=1&{credential}");
-    let refused = eventually(Duration::from_secs(2), || async {
-        get(server, &path, &Cred::None).await == (401, json!({ "detail": EXPIRED }))
-    })
+    eventually(
+        Duration::from_secs(2),
+        &format!("{what}: a new request is refused as expired"),
+        || async { get(server, &path, &Cred::None).await == (401, json!({ "detail": EXPIRED })) },
+    )
     .await;
-    assert!(refused, "{what}: a new request is not refused as expired");
 }
 
 #[actix_rt::test]

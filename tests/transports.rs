@@ -6,10 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{JsonStream, LineStream, RawStream, SseClient, TestServer, WsClient};
+use common::{JsonStream, LineStream, RawStream, SseClient, TestServer, WsClient, WAIT};
 use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(5);
 
 /// Publishes a message that uses every optional field.
 async fn publish_full(server: &TestServer, topic: &str) -> Value {
@@ -511,24 +509,18 @@ async fn query_parameters_set_title_priority_and_tags() {
 }
 
 #[actix_rt::test]
-async fn utf8_title_in_header_is_accepted() {
+async fn a_utf8_title_is_accepted_in_a_header_or_the_query() {
     // ntfy accepts UTF-8 header values; the title limit is in characters.
     let server = TestServer::broker("").await;
-    let (status, m) = server
-        .publish_with("umlauts", "body", &[("X-Title", "Grüße ✓")])
-        .await;
-    assert_eq!(status, 200, "{m}");
-    assert_eq!(m["title"], "Grüße ✓");
-}
-
-#[actix_rt::test]
-async fn utf8_title_in_query_is_accepted() {
-    let server = TestServer::broker("").await;
-    let (status, m) = server
-        .publish_raw("POST", "/umlauts?title=Gr%C3%BC%C3%9Fe", "body", &[])
-        .await;
-    assert_eq!(status, 200, "{m}");
-    assert_eq!(m["title"], "Grüße");
+    let cases = [
+        ("/umlauts", vec![("X-Title", "Grüße ✓")], "Grüße ✓"),
+        ("/umlauts?title=Gr%C3%BC%C3%9Fe", vec![], "Grüße"),
+    ];
+    for (path, headers, title) in cases {
+        let (status, m) = server.publish_raw("POST", path, "body", &headers).await;
+        assert_eq!(status, 200, "{path} {headers:?}: {m}");
+        assert_eq!(m["title"], title, "{path} {headers:?}");
+    }
 }
 
 #[actix_rt::test]

@@ -187,85 +187,74 @@ const COLORS: [RGBColor; 4] = [
     RGBColor(0xd6, 0x27, 0x28),
 ];
 
-/// Three panels: p50 and p99 latency and deliveries/s, a bar per target per scenario.
+/// The panels of the chart: (title, column, divisor for the unit). The fan-out
+/// scenarios share one row; publishing, whose numbers are of another size, has its own.
+type Panel = (&'static str, &'static str, f64);
+const FANOUT_PANELS: [Panel; 3] = [
+    ("fan-out latency p50 (ms)", "p50_us", 1000.0),
+    ("fan-out latency p99 (ms)", "p99_us", 1000.0),
+    ("deliveries/s", "deliveries_per_s", 1.0),
+];
+const PUBLISH_PANELS: [Panel; 3] = [
+    ("publishes accepted/s", "pub_per_s", 1.0),
+    ("publish ack p50 (ms)", "ack_p50_us", 1000.0),
+    ("publish ack p99 (ms)", "ack_p99_us", 1000.0),
+];
+
+/// An axis label as a person writes it: `200 000`, `12.5`, `0.25`.
+fn plain(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        let digits = format!("{:.0}", v.abs());
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        return if v < 0.0 { format!("-{out}") } else { out };
+    }
+    let text = format!("{v:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Two rows of three panels, a bar per target per scenario: the fan-out scenarios'
+/// latency and deliveries/s, then publishing's rate and acknowledgement latency.
 fn chart(m: &Medians, path: &str) -> Result<(), String> {
     let font =
         fs::read(FONT).map_err(|e| format!("{FONT}: {e} (apt-get install fonts-dejavu-core)"))?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into()))
         .map_err(|_| format!("{FONT}: not a font"))?;
-    let scenarios: Vec<&String> = m
+    let delivered = |s: &&String| {
+        m.targets
+            .iter()
+            .any(|t| m.get(s, t, "received").unwrap_or(0.0) > 0.0)
+    };
+    let fanout: Vec<&String> = m
         .scenarios
         .iter()
-        .filter(|s| {
-            m.targets
-                .iter()
-                .any(|t| m.get(s, t, "received").unwrap_or(0.0) > 0.0)
-        })
-        .filter(|s| s.as_str() != "connections")
+        .filter(delivered)
+        .filter(|s| !matches!(s.as_str(), "connections" | "publish"))
         .collect();
-    let (width, height) = (1500u32, 520u32);
+    let publish: Vec<&String> = m.scenarios.iter().filter(|s| *s == "publish").collect();
+    let rows: Vec<(&[&String], &[Panel; 3])> = [
+        (fanout.as_slice(), &FANOUT_PANELS),
+        (publish.as_slice(), &PUBLISH_PANELS),
+    ]
+    .into_iter()
+    .filter(|(scenarios, _)| !scenarios.is_empty())
+    .collect();
+    let (width, height) = (1500u32, 440 * rows.len().max(1) as u32);
     let mut pixels = vec![0u8; (width * height * 3) as usize];
-    let panels = [
-        ("latency p50 (ms)", "p50_us", 1000.0),
-        ("latency p99 (ms)", "p99_us", 1000.0),
-        ("deliveries/s", "deliveries_per_s", 1.0),
-    ];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let areas = root.split_evenly((1, panels.len()));
-        for (area, (title, column, unit)) in areas.iter().zip(panels) {
-            let value = |s: &str, t: &str| m.get(s, t, column).unwrap_or(0.0) / unit;
-            let top = scenarios
-                .iter()
-                .flat_map(|s| m.targets.iter().map(move |t| value(s, t)))
-                .fold(0.0f64, f64::max)
-                .max(1e-3)
-                * 1.15;
-            let n = scenarios.len().max(1) as f64;
-            let mut chart = ChartBuilder::on(area)
-                .caption(title, ("sans-serif", 20))
-                .margin(12)
-                .x_label_area_size(30)
-                .y_label_area_size(60)
-                .build_cartesian_2d(0.0..n, 0.0..top)
-                .map_err(|e| e.to_string())?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_labels(0)
-                .label_style(("sans-serif", 13))
-                .draw()
-                .map_err(|e| e.to_string())?;
-            let width = 0.8 / m.targets.len() as f64;
-            for (t, target) in m.targets.iter().enumerate() {
-                let color = COLORS[t % COLORS.len()];
-                chart
-                    .draw_series(scenarios.iter().enumerate().map(|(i, s)| {
-                        let x = i as f64 + 0.1 + t as f64 * width;
-                        Rectangle::new([(x, 0.0), (x + width, value(s, target))], color.filled())
-                    }))
-                    .map_err(|e| e.to_string())?
-                    .label(target.as_str())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 6), (x + 12, y + 6)], color.filled())
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font(("sans-serif", 13))
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.8))
-                .draw()
-                .map_err(|e| e.to_string())?;
-            let style = TextStyle::from(("sans-serif", 13).into_font())
-                .pos(Pos::new(HPos::Center, VPos::Top));
-            for (i, s) in scenarios.iter().enumerate() {
-                let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-                root.draw(&Text::new(s.as_str(), (x, y + 6), style.clone()))
-                    .map_err(|e| e.to_string())?;
-            }
+        let areas = root.split_evenly((rows.len().max(1), 3));
+        let panels = rows
+            .iter()
+            .flat_map(|(scenarios, panels)| panels.iter().map(move |p| (*scenarios, *p)));
+        for (area, (scenarios, panel)) in areas.iter().zip(panels) {
+            bars(m, &root, area, scenarios, panel)?;
         }
         root.present().map_err(|e| e.to_string())?;
     }
@@ -277,6 +266,71 @@ fn chart(m: &Medians, path: &str) -> Result<(), String> {
         .write_header()
         .and_then(|mut w| w.write_image_data(&pixels))
         .map_err(|e| format!("{path}: {e}"))
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// One panel: `column` of each scenario, a bar per target, on its own axis.
+fn bars(
+    m: &Medians,
+    root: &Area,
+    area: &Area,
+    scenarios: &[&String],
+    (title, column, unit): Panel,
+) -> Result<(), String> {
+    let value = |s: &str, t: &str| m.get(s, t, column).unwrap_or(0.0) / unit;
+    let top = scenarios
+        .iter()
+        .flat_map(|s| m.targets.iter().map(move |t| value(s, t)))
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.3; // room above the bars for the legend
+    let n = scenarios.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..n, 0.0..top)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .max_light_lines(0)
+        .x_labels(0)
+        .y_labels(6)
+        .y_label_formatter(&|v| plain(*v))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let width = 0.8 / m.targets.len() as f64;
+    for (t, target) in m.targets.iter().enumerate() {
+        let color = COLORS[t % COLORS.len()];
+        chart
+            .draw_series(scenarios.iter().enumerate().map(|(i, s)| {
+                let x = i as f64 + 0.1 + t as f64 * width;
+                Rectangle::new([(x, 0.0), (x + width, value(s, target))], color.filled())
+            }))
+            .map_err(|e| e.to_string())?
+            .label(target.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 13))
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let style =
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, s) in scenarios.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+        root.draw(&Text::new(s.as_str(), (x, y + 6), style.clone()))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// `report --in FILE [--markdown FILE] [--png FILE]`: prints the table too.

@@ -1,6 +1,6 @@
 //! The message the benchmarks publish: a typical notification with every field set.
 
-use tidings::broker::message::Message;
+use tidings::model::message::Message;
 
 pub fn message(id: String, seq: i64) -> Message {
     Message {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tidings::broker::draft::{Draft, Fields};
+use tidings::model::draft::{Draft, Fields};
 use tidings_fuzz::{encode_everywhere, KEEP_FOR, NOW, SIZE_LIMIT};
 
 fuzz_target!(|input: (String, Vec<u8>, Option<&str>, Option<&str>, Option<&str>)| {

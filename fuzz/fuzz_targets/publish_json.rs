@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tidings::broker::draft::Draft;
+use tidings::model::draft::Draft;
 use tidings_fuzz::{encode_everywhere, KEEP_FOR, NOW, SIZE_LIMIT};
 
 fuzz_target!(|body: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tidings::broker::since::{Filter, Since};
+use tidings::model::since::{Filter, Since};
 use tidings_fuzz::sample_message;
 
 fuzz_target!(|input: (&str, Option<&str>, Option<&str>, Option<&str>, i64)| {

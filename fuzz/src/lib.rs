@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tidings::broker::message::{Envelope, Message, Transport};
+use tidings::model::message::{Envelope, Message, Transport};
 
 /// The default `message_size_limit`.
 pub const SIZE_LIMIT: usize = 4096;
@@ -13,7 +13,7 @@ pub const NOW: i64 = 1_764_000_000;
 
 /// A stored message as subscribers would get it.
 pub fn sample_message() -> Message {
-    let mut message = tidings::broker::draft::Draft::from_json(
+    let mut message = tidings::model::draft::Draft::from_json(
         br#"{"topic":"alerts","message":"Disk full","title":"db1","priority":4,"tags":["disk"]}"#,
     )
     .and_then(|d| d.into_message(SIZE_LIMIT, KEEP_FOR, NOW))

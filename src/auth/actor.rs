@@ -141,6 +141,7 @@ impl From<db::users::UserRow> for UserInfo {
             username: u.username,
             tier: u.tier,
             created_at: u.created_at,
+            client_key: u.client_key,
         }
     }
 }

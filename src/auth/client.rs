@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde::Deserialize;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{detail, ApiError, ApiResult};
 
 /// What the auth caches keep of an account's browser-access settings.
 pub struct ClientAccount {
@@ -34,7 +34,7 @@ impl ClientAccount {
         if self.origins.is_empty() || origin.is_some_and(|o| self.origins.iter().any(|a| a == o)) {
             Ok(())
         } else {
-            Err(ApiError::ForbiddenBecause("Origin not allowed"))
+            Err(ApiError::forbidden_because(detail::ORIGIN_NOT_ALLOWED))
         }
     }
 }
@@ -118,11 +118,7 @@ pub fn generate_signing_key() -> Result<(String, String), String> {
 
 /// Checks an allowed origin: `scheme://host[:port]`, nothing after.
 pub fn check_origin_syntax(origin: &str) -> ApiResult<()> {
-    let invalid = || {
-        ApiError::Unprocessable(format!(
-            "Invalid origin {origin:?} (use scheme://host[:port], e.g. https://app.example.com)"
-        ))
-    };
+    let invalid = || ApiError::invalid_origin(origin);
     let (scheme, rest) = origin.split_once("://").ok_or_else(invalid)?;
     let scheme_ok = !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric());
     let host_ok = !rest.is_empty()

@@ -2,6 +2,7 @@
 
 use actix_web::http::header::{self, HeaderName};
 use actix_web::HttpRequest;
+use base64::prelude::{Engine, BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
 
 use super::secrets::{API_KEY_PREFIX, TOPIC_TOKEN_PREFIX};
 use crate::error::ApiError;
@@ -17,6 +18,9 @@ const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 /// only go with `client_key`).
 const API_KEY_PARAM: &str = "api_key";
 const TOKEN_PARAM: &str = "token";
+/// ntfy's way to send an `Authorization` header where none can be set (a browser's
+/// WebSocket or EventSource): the header's value, base64url-encoded without padding.
+const AUTH_PARAM: &str = "auth";
 const CLIENT_KEY_PARAM: &str = "client_key";
 
 /// What a request presents; not yet checked.
@@ -25,6 +29,8 @@ pub enum Credential {
     AccessToken(String),
     ApiKey(String),
     TopicToken(String),
+    /// An account's email or username and its password (`Authorization: Basic`).
+    Password(Login),
     /// Browser access: the account's client key with a user key (RS256 JWT) or, in
     /// development mode, a user id.
     Client {
@@ -34,10 +40,38 @@ pub enum Credential {
     },
 }
 
+/// An email or username with a password, to be checked as a login is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub name: String,
+    pub password: String,
+}
+
+/// Never shows the password.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Credential {
+    /// What kind of credential this is, as the access log names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AccessToken(_) => "jwt",
+            Self::ApiKey(_) => "api_key",
+            Self::TopicToken(_) => "topic_token",
+            Self::Password(_) => "password",
+            Self::Client { .. } => "client",
+        }
+    }
+
     /// Every credential the request presents, in order of precedence: headers
-    /// (`X-Topic-Token`, `X-API-Key`, `Authorization: Bearer`), then the query
-    /// (`?api_key=`, and `?token=` told apart by its prefix). Empty when there is none.
+    /// (`X-Topic-Token`, `X-API-Key`, `Authorization`), then the query
+    /// (`?api_key=`, `?token=` told apart by its prefix, ntfy's `?auth=`). Empty when
+    /// there is none.
     pub fn all_from_request(req: &HttpRequest) -> Result<Vec<Self>, ApiError> {
         let mut found = Vec::new();
         let header_value = |name: &HeaderName| -> Result<Option<String>, ApiError> {
@@ -57,11 +91,7 @@ impl Credential {
             found.push(Self::ApiKey(key));
         }
         if let Some(auth) = header_value(&header::AUTHORIZATION)? {
-            let token = auth
-                .strip_prefix("Bearer ")
-                .or_else(|| auth.strip_prefix("bearer "))
-                .ok_or(ApiError::InvalidCredentials)?;
-            found.push(Self::classify(token.trim()));
+            found.push(Self::from_authorization(&auth)?);
         }
         let query = url_pairs(req.query_string());
         let param = |wanted: &str| {
@@ -74,6 +104,7 @@ impl Credential {
             match name.as_str() {
                 API_KEY_PARAM => found.push(Self::ApiKey(value.clone())),
                 TOKEN_PARAM => found.push(Self::classify(value)),
+                AUTH_PARAM => found.push(Self::from_auth_param(value)?),
                 _ => {}
             }
         }
@@ -86,6 +117,48 @@ impl Credential {
             });
         }
         Ok(found)
+    }
+
+    /// An `Authorization` header: `Bearer` with a JWT, API key or topic token, or (as
+    /// ntfy's clients send them) `Basic` with an API key or topic token as the password
+    /// under any user name, or an email or username and the account's password.
+    fn from_authorization(value: &str) -> Result<Self, ApiError> {
+        let (scheme, rest) = value.split_once(' ').ok_or(ApiError::InvalidCredentials)?;
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+            return Ok(Self::classify(rest));
+        }
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(ApiError::InvalidCredentials);
+        }
+        let decoded = BASE64_STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(ApiError::InvalidCredentials)?;
+        let (login, password) = decoded
+            .split_once(':')
+            .ok_or(ApiError::InvalidCredentials)?;
+        if password.starts_with(TOPIC_TOKEN_PREFIX) || password.starts_with(API_KEY_PREFIX) {
+            return Ok(Self::classify(password));
+        }
+        if login.trim().is_empty() || password.is_empty() {
+            return Err(ApiError::InvalidCredentials);
+        }
+        Ok(Self::Password(Login {
+            name: login.trim().to_string(),
+            password: password.to_string(),
+        }))
+    }
+
+    /// ntfy's `?auth=`: an `Authorization` value in base64url (padded or not).
+    fn from_auth_param(value: &str) -> Result<Self, ApiError> {
+        let header = BASE64_URL_SAFE_NO_PAD
+            .decode(value.trim().trim_end_matches('='))
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(ApiError::InvalidCredentials)?;
+        Self::from_authorization(header.trim())
     }
 
     /// A bearer or `?token=` value: `tk_` is a topic token, `noti_` an API key,
@@ -143,5 +216,54 @@ mod tests {
             .insert_header(("X-User-Key", "u"))
             .to_http_request();
         assert_eq!(all(req).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn authorization_headers_of_ntfy_clients_are_read() {
+        let read = |value: &str| Credential::from_authorization(value);
+        let basic = |pair: &str| format!("Basic {}", BASE64_STANDARD.encode(pair));
+        assert_eq!(
+            read("bearer noti_k").unwrap(),
+            Credential::ApiKey("noti_k".into())
+        );
+        assert_eq!(
+            read("Bearer tk_t").unwrap(),
+            Credential::TopicToken("tk_t".into())
+        );
+        assert_eq!(
+            read(&basic(":tk_t")).unwrap(),
+            Credential::TopicToken("tk_t".into())
+        );
+        assert_eq!(
+            read(&basic("anyone:noti_k")).unwrap(),
+            Credential::ApiKey("noti_k".into())
+        );
+        let login = Credential::Password(Login {
+            name: "ann@example.com".into(),
+            password: "pass:word".into(),
+        });
+        assert_eq!(read(&basic("ann@example.com:pass:word")).unwrap(), login);
+        assert!(!format!("{login:?}").contains("pass:word"));
+        let param = |header: &str| BASE64_URL_SAFE_NO_PAD.encode(header);
+        assert_eq!(
+            Credential::from_auth_param(&param("Bearer tk_t")).unwrap(),
+            Credential::TopicToken("tk_t".into())
+        );
+        assert_eq!(
+            Credential::from_auth_param(&param(&basic("ann@example.com:pass:word"))).unwrap(),
+            login
+        );
+        assert!(Credential::from_auth_param("!!").is_err());
+        for bad in [
+            "Basic",
+            "Basic !!",
+            "Bearer ",
+            "Token abc",
+            &basic("ann"),
+            &basic(":x"),
+            &basic("ann:"),
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -5,7 +5,6 @@
 //! revoked, regenerated or deleted is dropped from the caches at once, and a change
 //! made by another process (the admin CLI) empties them within a second.
 
-pub mod accounts;
 pub mod actor;
 pub mod client;
 pub mod credential;
@@ -22,10 +21,11 @@ use dashmap::DashMap;
 
 use crate::db::Pool;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::METRICS;
 use crate::util::now_unix;
 use actor::{Authenticator, LoadApiKey, LoadClient, LoadTopic, LoadTopicToken, LoadUser};
 use client::{ClientAccount, ClientUser};
-use credential::Credential;
+use credential::{Credential, Login};
 use jwt::JwtKeys;
 use permissions::TopicInfo;
 use secrets::{digest, same};
@@ -38,6 +38,8 @@ pub struct UserInfo {
     pub username: String,
     pub tier: String,
     pub created_at: i64,
+    /// The account's browser client key (`pk_…`): the way to its allowed origins.
+    pub client_key: String,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,8 @@ pub struct TokenInfo {
 pub enum AccountVia {
     AccessToken,
     ApiKey(String),
+    /// `Authorization: Basic` with the account's password.
+    Password,
 }
 
 /// Who is asking. `expires_at` (unix seconds) is when the credentials presented stop
@@ -142,7 +146,6 @@ struct Inner {
     topics: DashMap<String, Option<Arc<TopicInfo>>>,
     clients: DashMap<String, Arc<ClientAccount>>,
     usage: Usage,
-    db_lookups: AtomicU64,
     /// Advanced by every forget: a look-up that raced with one is not cached, so an
     /// answer read before a change never outlives it in the cache.
     generation: AtomicU64,
@@ -162,7 +165,6 @@ impl Auth {
                 topics: DashMap::new(),
                 clients: DashMap::new(),
                 usage: Usage::default(),
-                db_lookups: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
             }),
         }
@@ -176,9 +178,10 @@ impl Auth {
         &self.inner.usage
     }
 
-    /// How many times a check had to ask the database (for metrics and tests).
+    /// How many times a check had to ask the database, in this process (the
+    /// `tidings_auth_db_lookups_total` counter).
     pub fn db_lookups(&self) -> u64 {
-        self.inner.db_lookups.load(Ordering::Relaxed)
+        METRICS.auth_db_lookups.get()
     }
 
     /// Asks the database (through the auth actor); the answer comes with whether it
@@ -189,7 +192,7 @@ impl Auth {
         M::Result: Send,
         Authenticator: actix::Handler<M>,
     {
-        self.inner.db_lookups.fetch_add(1, Ordering::Relaxed);
+        METRICS.auth_db_lookups.inc();
         let before = self.inner.generation.load(Ordering::SeqCst);
         let answer = self.inner.lookups.send(msg).await?;
         Ok((
@@ -206,15 +209,29 @@ impl Auth {
     /// Resolves what a request presents: no credential is anonymous; every credential
     /// presented must be valid (none is silently ignored); the first one decides who
     /// asks, and the one that expires first when the answer expires.
-    /// `origin` is the request's `Origin` header (checked for client credentials).
+    /// `origin` is the request's `Origin` header (checked for client credentials);
+    /// `check_login` checks an email or username and password, as a login attempt
+    /// (rate limits are the domain's), and answers the account's id.
     pub async fn resolve_all(
         &self,
         credentials: Vec<Credential>,
         origin: Option<&str>,
+        check_login: impl AsyncFn(Login) -> ApiResult<String>,
     ) -> ApiResult<Principal> {
         let mut principal = Principal::Anonymous;
         for (i, credential) in credentials.into_iter().enumerate() {
-            let resolved = self.resolve(credential, origin).await?;
+            let resolved = match credential {
+                Credential::Password(login) => {
+                    let user_id = check_login(login).await?;
+                    let user = self.user(&user_id).await?;
+                    Principal::Account {
+                        user: user.ok_or(ApiError::InvalidCredentials)?,
+                        via: AccountVia::Password,
+                        expires_at: None,
+                    }
+                }
+                other => self.resolve(other, origin).await?,
+            };
             if i == 0 {
                 principal = resolved;
             } else {
@@ -224,13 +241,15 @@ impl Auth {
         Ok(principal)
     }
 
-    /// Resolves one credential; one that is present but not valid is an error.
+    /// Resolves one credential; one that is present but not valid is an error. A
+    /// password is checked only by [`Auth::resolve_all`], as a login attempt.
     pub async fn resolve(
         &self,
         credential: Credential,
         origin: Option<&str>,
     ) -> ApiResult<Principal> {
         match credential {
+            Credential::Password(_) => Err(ApiError::InvalidCredentials),
             Credential::Client {
                 client_key,
                 user_key,

@@ -1,9 +1,9 @@
 //! Who may do what on a topic (the permission table of the contract), as pure logic.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{AccountVia, Principal};
+pub use crate::db::users::Existing;
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,14 +79,6 @@ pub enum Revocation {
     Existing(Arc<Existing>),
 }
 
-/// The ids that exist right now.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Existing {
-    pub users: HashSet<String>,
-    pub api_keys: HashSet<String>,
-    pub tokens: HashSet<String>,
-}
-
 impl Grant {
     pub fn revoked_by(&self, revocation: &Revocation) -> bool {
         match (self, revocation) {
@@ -134,7 +126,7 @@ pub fn authorize(
         Principal::Account { user, via, .. } => {
             let key = match via {
                 AccountVia::ApiKey(id) => Some(id.clone()),
-                AccountVia::AccessToken => None,
+                AccountVia::AccessToken | AccountVia::Password => None,
             };
             let owner = topic.is_some_and(|t| t.owner_id == user.id);
             if owner {
@@ -195,6 +187,7 @@ mod tests {
                 username: id.into(),
                 tier: "free".into(),
                 created_at: 0,
+                client_key: format!("pk_{id}"),
             }),
             via: AccountVia::AccessToken,
             expires_at: None,
@@ -294,7 +287,7 @@ mod tests {
         assert!(tok.revoked_by(&Revocation::BecamePublic));
         let existing = Existing {
             users: ["u".to_string()].into(),
-            api_keys: HashSet::new(),
+            api_keys: Default::default(),
             tokens: ["t1".to_string()].into(),
         };
         let existing = Revocation::Existing(Arc::new(existing));

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::message::{Envelope, Message, Transport};
-use super::since::Filter;
+use crate::model::message::{Envelope, Message, Transport};
+use crate::model::since::Filter;
 
 pub const REASON_TOO_SLOW: &str = "Subscriber too slow";
 

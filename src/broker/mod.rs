@@ -1,14 +1,11 @@
 //! The broker: a registry of live topic actors, each holding its subscribers, and the
 //! session actors that stand for one subscriber connection each.
 
-pub mod draft;
 pub mod feed;
-pub mod message;
 pub mod session;
-pub mod since;
 pub mod topic;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +13,8 @@ use actix::{Actor, Addr};
 use dashmap::DashMap;
 
 use crate::auth::permissions::Revocation;
-use message::Envelope;
-use topic::{CloseAll, Flush, Pending, Revoke, Topic, REASON_TOPIC_DELETED};
+use crate::model::message::Envelope;
+use topic::{CloseAll, Flush, Pending, Revoke, Topic, REASON_SHUTTING_DOWN, REASON_TOPIC_DELETED};
 
 /// Identifies one subscriber connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +36,8 @@ pub struct Broker {
 struct Inner {
     topics: DashMap<String, Live>,
     idle_timeout: Duration,
+    /// Set once the server shuts down: a subscriber registering now is closed at once.
+    closing: AtomicBool,
 }
 
 /// A live topic: its actor, and the stored messages waiting for it to fan them out.
@@ -69,6 +68,7 @@ impl Broker {
             inner: Arc::new(Inner {
                 topics: DashMap::new(),
                 idle_timeout,
+                closing: AtomicBool::new(false),
             }),
         }
     }
@@ -135,6 +135,22 @@ impl Broker {
         }
     }
 
+    /// The server shuts down: every live subscription, and any that registers from
+    /// now on, gets a final `close` event (`Server shutting down`) and ends.
+    pub fn shut_down(&self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        for entry in self.inner.topics.iter() {
+            entry.value().addr.do_send(CloseAll {
+                reason: REASON_SHUTTING_DOWN,
+            });
+        }
+    }
+
+    /// Whether the server is shutting down.
+    pub fn closing(&self) -> bool {
+        self.inner.closing.load(Ordering::SeqCst)
+    }
+
     /// Called by a topic actor that stops: forget it unless it was already replaced.
     pub(crate) fn forget(&self, name: &str, addr: &Addr<Topic>) {
         self.inner
@@ -144,48 +160,5 @@ impl Broker {
 
     pub fn live_topics(&self) -> usize {
         self.inner.topics.len()
-    }
-}
-
-/// Names used by the API's own paths; topics cannot take them.
-pub const RESERVED_TOPIC_NAMES: &[&str] = &[
-    "api", "auth", "health", "metrics", "docs", "static", "app", "v1", "admin", "login", "signup",
-    "account", "settings", "_",
-];
-
-/// Topic names match `^[A-Za-z0-9_-]{1,64}$` and are not reserved.
-pub fn check_topic_name(name: &str) -> Result<(), crate::error::ApiError> {
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !valid {
-        return Err(crate::error::ApiError::bad_request(
-            "Invalid topic name (use 1-64 letters, digits, '_' or '-')",
-        ));
-    }
-    if RESERVED_TOPIC_NAMES
-        .iter()
-        .any(|reserved| reserved.eq_ignore_ascii_case(name))
-    {
-        return Err(crate::error::ApiError::bad_request(format!(
-            "Topic name '{name}' is reserved"
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_topic_name;
-
-    #[test]
-    fn reserved_names_are_refused_in_any_case() {
-        for name in ["api", "API", "Admin", "_"] {
-            assert!(check_topic_name(name).is_err(), "{name}");
-        }
-        for name in ["apis", "backups", "my-app", "a_b"] {
-            assert!(check_topic_name(name).is_ok(), "{name}");
-        }
     }
 }

@@ -10,15 +10,24 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
-use super::feed::{Feed, Outbound, Stop};
-use super::message::{Envelope, Transport, KEEPALIVE_EVENT};
-use super::since::{Filter, Since};
+use super::feed::{Feed, Outbound, Stop, REASON_TOO_SLOW};
 use super::topic::{Close, GoLive, Subscribe, Topic, Unsubscribe};
 use super::{Broker, SessionId};
 use crate::auth::permissions::Grant;
-use crate::db::messages::History;
-use crate::error::TOKEN_EXPIRED;
+use crate::error::detail::TOKEN_EXPIRED;
 use crate::metrics::METRICS;
+use crate::model::message::{Envelope, Message, Transport, CLOSE_EVENT, KEEPALIVE_EVENT};
+use crate::model::since::{Filter, Since};
+
+/// Where a session reads the stored messages it replays (the publish pipeline's
+/// history). Blocking; run off the actor's thread.
+pub trait Replay: Send + Sync + 'static {
+    /// Stored messages of `topics` after `since`, oldest first, at most `limit`.
+    fn since(&self, topics: &[String], since: &Since, limit: i64) -> Result<Vec<Message>, String>;
+}
+
+/// A session's handle on [`Replay`].
+pub type History = Arc<dyn Replay>;
 
 /// Stored messages are replayed in pages of this many.
 const REPLAY_PAGE: i64 = 500;
@@ -105,7 +114,10 @@ impl Session {
 
     fn close(&mut self, reason: &str, ctx: &mut Context<Self>) {
         if let Some(slot) = self.last_slot.take() {
-            slot.send(self.control("close", Some(reason)));
+            if reason == REASON_TOO_SLOW {
+                METRICS.slow_subscriber_dropped();
+            }
+            slot.send(self.control(CLOSE_EVENT, Some(reason)));
         }
         ctx.stop();
     }

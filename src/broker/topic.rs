@@ -4,19 +4,20 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
 use super::feed::{Feed, Stop};
-use super::message::Envelope;
 use super::{Broker, SessionId};
 use crate::auth::permissions::{Grant, Revocation};
 use crate::metrics::METRICS;
+use crate::model::message::Envelope;
 
 pub use super::feed::REASON_TOO_SLOW;
 pub const REASON_TOPIC_DELETED: &str = "Topic deleted";
 pub const REASON_REVOKED: &str = "Access revoked";
+pub const REASON_SHUTTING_DOWN: &str = "Server shutting down";
 
 /// Tells a session its subscription ended: send a final event with this reason, then
 /// close.
@@ -60,22 +61,28 @@ pub struct Flush;
 /// The most room (in messages) a topic keeps for its next batch.
 const KEPT_ROOM: usize = 256;
 
+/// A stored message waiting for its topic's actor, with when it was acknowledged
+/// (for the delivery latency).
+type Acked = (Instant, Arc<Envelope>);
+
 /// Stored messages on their way to a topic's actor, oldest first: whoever adds to an
 /// empty queue sends the actor a [`Flush`], which takes them all.
 #[derive(Default)]
-pub struct Pending(Mutex<Vec<Arc<Envelope>>>);
+pub struct Pending(Mutex<Vec<Acked>>);
 
 impl Pending {
-    /// Adds a message; returns whether the queue was empty (the actor must be told).
+    /// Adds a message acknowledged now; returns whether the queue was empty (the
+    /// actor must be told).
     pub fn push(&self, envelope: Arc<Envelope>) -> bool {
+        let acked = Instant::now();
         let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.push(envelope);
+        queue.push((acked, envelope));
         queue.len() == 1
     }
 
     /// Takes every waiting message into `batch` (empty), leaving `batch`'s room behind
     /// for the next ones: a steady flow allocates nothing.
-    fn take_into(&self, batch: &mut Vec<Arc<Envelope>>) {
+    fn take_into(&self, batch: &mut Vec<Acked>) {
         debug_assert!(batch.is_empty());
         std::mem::swap(
             &mut *self.0.lock().unwrap_or_else(PoisonError::into_inner),
@@ -138,7 +145,7 @@ pub struct Topic {
     idle_check: Option<SpawnHandle>,
     pending: Arc<Pending>,
     /// The room [`Pending`] gets back for the next batch.
-    spare: Vec<Arc<Envelope>>,
+    spare: Vec<Acked>,
 }
 
 impl Topic {
@@ -188,6 +195,13 @@ impl Handler<Subscribe> for Topic {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) {
+        if self.broker.closing() {
+            // Registered after the shutdown's `CloseAll` went out: closed at once.
+            msg.session.do_send(Close {
+                reason: REASON_SHUTTING_DOWN,
+            });
+            return;
+        }
         if let Some(handle) = self.idle_check.take() {
             ctx.cancel_future(handle);
         }
@@ -250,7 +264,7 @@ impl Handler<Flush> for Topic {
         let mut dropped = false;
         // Subscriber by subscriber, so that each gets the whole batch at once.
         self.subscribers.retain(|_, subscriber| {
-            for envelope in &batch {
+            for (_, envelope) in &batch {
                 match subscriber.offer(envelope) {
                     Ok(queued) => sent += u64::from(queued),
                     Err(stop) => {
@@ -263,6 +277,11 @@ impl Handler<Flush> for Topic {
             }
             true
         });
+        // Once per message, not per subscriber: the fan-out is what took the time.
+        let now = Instant::now();
+        for (acked, _) in &batch {
+            METRICS.fanned_out(*acked, now);
+        }
         batch.clear();
         // A burst's larger room is let go of, so an idle topic holds little.
         if batch.capacity() <= KEPT_ROOM {
@@ -306,8 +325,8 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::broker::message::{Message, Transport, MESSAGE_EVENT};
-    use crate::broker::since::Filter;
+    use crate::model::message::{Message, Transport, MESSAGE_EVENT};
+    use crate::model::since::Filter;
 
     /// Stands for the sessions: notes every `Close` a subscriber is sent.
     #[derive(Clone, Default)]
@@ -349,7 +368,7 @@ mod tests {
             pending.take_into(&mut batch);
             batch
         };
-        let taken: Vec<i64> = take().iter().map(|e| e.seq()).collect();
+        let taken: Vec<i64> = take().iter().map(|(_, e)| e.seq()).collect();
         assert_eq!(taken, [1, 2]);
         assert!(take().is_empty());
         assert!(pending.push(envelope(3)));
@@ -398,5 +417,38 @@ mod tests {
         broker.deliver(envelope(7));
         assert_eq!(queues[0].recv().await.unwrap().seq(), 7);
         assert!(closes.0.lock().unwrap().is_empty());
+    }
+
+    #[actix_rt::test]
+    async fn a_shutdown_closes_every_subscriber_and_any_that_comes_later() {
+        let broker = Broker::new(Duration::from_secs(60));
+        let closes = Closes::default();
+        let sessions = closes.clone().start();
+        let subscribe = || {
+            let (out, rx) = mpsc::channel(4);
+            let subscribe = Subscribe {
+                id: SessionId::next(),
+                session: sessions.clone().recipient(),
+                feed: Feed::new(out, Transport::Sse, Filter::default()),
+                grant: Grant::Public {
+                    user: None,
+                    key: None,
+                },
+            };
+            (subscribe, rx)
+        };
+        let (early, _rx) = subscribe();
+        broker.topic("alerts").send(early).await.unwrap();
+        broker.shut_down();
+        assert!(broker.closing());
+        let (late, _rx2) = subscribe();
+        // The first actor stopped on the shutdown; a fresh one refuses at once.
+        while broker.topic("alerts").send(late.clone()).await.is_err() {}
+        // The sessions' mailbox is in order: once this is handled, so are the others.
+        sessions.send(Close { reason: "seen" }).await.unwrap();
+        assert_eq!(
+            *closes.0.lock().unwrap(),
+            [REASON_SHUTTING_DOWN, REASON_SHUTTING_DOWN, "seen"]
+        );
     }
 }

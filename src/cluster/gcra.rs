@@ -6,8 +6,9 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use crate::error::ApiError;
-use crate::limits::Allowance;
-use crate::metrics::METRICS;
+use std::time::Duration;
+
+use crate::error::Allowance;
 
 /// KEYS[1]: the account's limiter key. ARGV[1]: milliseconds between two cells
 /// (a minute / quota); ARGV[2]: burst (the whole minute's quota).
@@ -48,11 +49,9 @@ pub fn charge(
             remaining: u32::try_from(remaining).unwrap_or(0),
         })
     } else {
-        METRICS.rate_limited();
-        Err(ApiError::RateLimited {
-            retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
-            limit: per_minute,
-            remaining: 0,
-        })
+        Err(ApiError::rate_limited(
+            per_minute,
+            Duration::from_millis(wait_ms.max(1) as u64),
+        ))
     })
 }

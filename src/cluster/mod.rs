@@ -18,15 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 pub use change::Change;
 
 use crate::auth::Auth;
-use crate::broker::message::{Envelope, Message};
 use crate::broker::Broker;
-use crate::db::messages::MessageRow;
+use crate::error::Allowance;
 use crate::error::ApiError;
-use crate::limits::Allowance;
+use crate::model::message::Envelope;
 
 /// The one channel every node publishes to and listens on.
 const CHANNEL: &str = "tidings:events";
@@ -50,8 +50,9 @@ struct Wire {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Event {
-    /// Messages just committed, in sequence order.
-    Messages(Vec<MessageRow>),
+    /// Messages just committed, in sequence order, each as its contract JSON (the
+    /// encoding its envelope already holds).
+    Messages(Vec<Box<RawValue>>),
     Change(Change),
 }
 
@@ -123,8 +124,15 @@ impl Cluster {
     /// Called by the writer before it acknowledges them, so one publisher's messages
     /// reach Redis in the order they were acknowledged. False when they will not come
     /// back through Redis (it is away): the caller then delivers them locally.
-    pub fn announce_messages(&self, rows: Vec<MessageRow>) -> bool {
-        self.connected() && self.send(Event::Messages(rows))
+    pub fn announce_messages(&self, envelopes: &[Arc<Envelope>]) -> bool {
+        if !self.connected() {
+            return false;
+        }
+        let messages = envelopes
+            .iter()
+            .map(|e| RawValue::from_string(e.json.to_string()).expect("an envelope holds JSON"))
+            .collect();
+        self.send(Event::Messages(messages))
     }
 
     /// Tells the other nodes about a change applied here.
@@ -199,13 +207,18 @@ impl Cluster {
 
     fn run_listener(&self, broker: &Broker, auth: &Auth, resync: &dyn Fn()) {
         let mut backoff = FIRST_BACKOFF;
+        let mut starting = true;
         loop {
             let error = self.listen_once(broker, auth, resync, &mut backoff);
             if self.inner.connected.swap(false, Ordering::Relaxed) {
                 tracing::error!(error = %error, "lost the connection to Redis; serving local subscribers only, reconnecting");
+            } else if starting {
+                // The node starts all the same; the operator should know it is alone.
+                tracing::warn!(error = %error, "cannot reach Redis; serving local subscribers only until it can be reached");
             } else {
                 tracing::debug!(error = %error, "Redis still unreachable");
             }
+            starting = false;
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
@@ -259,9 +272,11 @@ impl Cluster {
 /// the others (this node applied its own already).
 fn receive(event: Event, own: bool, broker: &Broker, auth: &Auth) {
     match event {
-        Event::Messages(rows) => {
-            for row in rows {
-                broker.deliver(Arc::new(Envelope::new(Message::from(row))));
+        Event::Messages(messages) => {
+            for json in messages {
+                if let Some(envelope) = Envelope::from_json(Box::<str>::from(json).into_string()) {
+                    broker.deliver(Arc::new(envelope));
+                }
             }
         }
         Event::Change(change) if !own => change.apply(auth, broker),

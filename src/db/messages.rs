@@ -8,10 +8,9 @@ use diesel::prelude::*;
 use super::schema::{counters, messages, topics};
 use serde::{Deserialize, Serialize};
 
-use super::journal::Recent;
-use super::{Conn, Pool};
-use crate::broker::message::{split_list, Message, MESSAGE_EVENT};
-use crate::broker::since::Since;
+use super::Conn;
+use crate::model::message::{split_list, Message, MESSAGE_EVENT};
+use crate::model::since::Since;
 
 /// A stored message; also what cluster nodes send each other.
 #[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
@@ -178,25 +177,16 @@ pub fn delete_topics(conn: &mut Conn, topics: &[String]) -> QueryResult<usize> {
     diesel::delete(messages::table.filter(messages::topic.eq_any(topics))).execute(conn)
 }
 
-/// Stored messages of `topics` after `since`, oldest first, at most `limit`: those in
-/// `messages`, then those still in the journal (`recent`).
-pub fn since(
+/// Stored messages of `topics` after `since`, oldest first, at most `limit` (`Latest`:
+/// the newest). `known` is the sequence number `Since::Id` stands for (0 when neither
+/// stored nor waiting in the journal).
+pub fn stored_since(
     conn: &mut Conn,
-    recent: &Recent,
     topics: &[String],
     since: &Since,
+    known: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<Message>> {
-    let known = match since {
-        Since::None => return Ok(Vec::new()),
-        Since::Id(id) => Some(match recent.find(id) {
-            Some(seq) => seq,
-            None => stored_seq_of(conn, id)?,
-        }),
-        _ => None,
-    };
-    // Read before the table: a move in between shows its rows in both, never in neither.
-    let waiting = recent.of(topics, since, known);
     let mut query = messages::table
         .filter(messages::topic.eq_any(topics))
         .select(MessageRow::as_select())
@@ -211,49 +201,17 @@ pub fn since(
         Since::Latest => query.order(messages::seq.desc()).limit(1),
         Since::All | Since::None => query,
     };
-    let mut found: Vec<Message> = query
+    Ok(query
         .load::<MessageRow>(conn)?
         .into_iter()
         .map(Message::from)
-        .collect();
-    let newest = found.last().map_or(i64::MIN, |m| m.seq);
-    found.extend(waiting.into_iter().filter(|m| m.seq > newest));
-    if *since == Since::Latest {
-        return Ok(found.pop().into_iter().collect());
-    }
-    found.truncate(usize::try_from(limit).unwrap_or(0));
-    Ok(found)
-}
-
-/// Where stored messages are read from: the database, and the journal's messages
-/// not yet moved into it.
-#[derive(Clone)]
-pub struct History {
-    pool: Pool,
-    recent: Recent,
-}
-
-impl History {
-    pub fn new(pool: Pool, recent: Recent) -> Self {
-        Self { pool, recent }
-    }
-
-    /// [`since`] on a pooled connection (blocking).
-    pub fn since(
-        &self,
-        topics: &[String],
-        after: &Since,
-        limit: i64,
-    ) -> Result<Vec<Message>, String> {
-        let mut conn = self.pool.get().map_err(|e| e.to_string())?;
-        since(&mut conn, &self.recent, topics, after, limit).map_err(|e| e.to_string())
-    }
+        .collect())
 }
 
 /// The sequence number of a message in `messages` by its id; 0 when it is not there.
 /// An id starts with its message's sequence number: the row is found by the primary
 /// key, and the id must match in full.
-fn stored_seq_of(conn: &mut Conn, id: &str) -> QueryResult<i64> {
+pub fn stored_seq_of(conn: &mut Conn, id: &str) -> QueryResult<i64> {
     let seq = crate::util::message_seq(id).unwrap_or(-1);
     let found: Option<i64> = messages::table
         .filter(messages::seq.eq(seq).and(messages::id.eq(id)))

@@ -2,18 +2,21 @@
 //! Only this module (and its children) speaks Diesel. One set of queries serves both
 //! backends through [`Conn`], an enum over a SQLite and a PostgreSQL connection.
 
+pub mod backup;
 pub mod clients;
-pub mod journal;
 pub mod keys;
 pub mod messages;
+pub mod oidc;
 pub mod quotas;
 pub mod schema;
 pub mod settings;
 pub mod space;
 pub mod topics;
 pub mod users;
-pub mod writer;
+pub mod webpush;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -51,16 +54,29 @@ pub enum Backend {
     Sqlite(String),
 }
 
+/// What a database URL may start with, for the error that names them.
+const SUPPORTED_URLS: &str = "sqlite://PATH (or a bare file path), postgres://, postgresql://";
+
 impl Backend {
-    pub fn parse(url: &str) -> Self {
+    /// The backend a URL names; any other `scheme://` (`mysql://…`) is refused rather
+    /// than taken for a SQLite file of that name. The error names the scheme only,
+    /// never the rest of the URL, which may hold a password.
+    pub fn parse(url: &str) -> Result<Self, String> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Self::Postgres(url.to_string());
+            return Ok(Self::Postgres(url.to_string()));
         }
-        let path = url
+        if let Some(path) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        Self::Sqlite(path.to_string())
+        {
+            return Ok(Self::Sqlite(path.to_string()));
+        }
+        match url.split_once("://") {
+            Some((scheme, _)) if is_scheme(scheme) => Err(format!(
+                "unsupported database URL scheme {scheme}:// (supported: {SUPPORTED_URLS})"
+            )),
+            _ => Ok(Self::Sqlite(url.to_string())),
+        }
     }
 
     /// How the database is named in messages: the path, or the URL without its password.
@@ -87,6 +103,14 @@ impl Backend {
         }
         Ok(conn)
     }
+}
+
+/// A URL scheme: a letter, then letters, digits, `+`, `-` or `.` (RFC 3986).
+fn is_scheme(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// Puts SQLite in multi-thread mode before its first connection: a connection is used
@@ -145,9 +169,32 @@ impl ManageConnection for Manager {
     }
 }
 
+/// Logs when the pool can no longer open connections, and when it can again: once
+/// each way, however many requests fail meanwhile.
+#[derive(Debug, Clone, Default)]
+struct Availability {
+    down: Arc<AtomicBool>,
+}
+
+impl r2d2::HandleError<diesel::r2d2::Error> for Availability {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::error!(%error, "database unavailable");
+        }
+    }
+}
+
+impl r2d2::HandleEvent for Availability {
+    fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("database available again");
+        }
+    }
+}
+
 /// Opens one connection with the shared settings (the writer owns one of these).
 pub fn connect(url: &str) -> Result<Conn, String> {
-    let backend = Backend::parse(url);
+    let backend = Backend::parse(url)?;
     backend
         .establish()
         .map_err(|e| format!("cannot open database {}: {e}", backend.display()))
@@ -155,7 +202,7 @@ pub fn connect(url: &str) -> Result<Conn, String> {
 
 /// Opens the database (SQLite: in WAL mode), applies pending migrations and returns a pool.
 pub fn open(url: &str) -> Result<Pool, String> {
-    let backend = Backend::parse(url);
+    let backend = Backend::parse(url)?;
     let name = backend.display();
     let mut conn = connect(url)?;
     if let Conn::Sqlite(sqlite) = &mut conn {
@@ -169,11 +216,23 @@ pub fn open(url: &str) -> Result<Pool, String> {
             .map_err(|e| format!("cannot open database {name}: {e}"))?;
     }
     migrate(&mut conn).map_err(|e| format!("cannot migrate database {name}: {e}"))?;
+    let availability = Availability::default();
     R2d2Pool::builder()
         .max_size(8)
         .connection_timeout(Duration::from_secs(5))
+        .error_handler(Box::new(availability.clone()))
+        .event_handler(Box::new(availability))
         .build(Manager { backend })
         .map_err(|e| format!("cannot open database {name}: {e}"))
+}
+
+/// Copies SQLite's WAL into the database file and empties it, so that the file alone
+/// is a complete copy (at shutdown); nothing to do on PostgreSQL.
+pub fn checkpoint(conn: &mut Conn) -> QueryResult<()> {
+    match conn {
+        Conn::Sqlite(sqlite) => sqlite.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);"),
+        Conn::Postgres(_) => Ok(()),
+    }
 }
 
 /// Runs the same Diesel expression on the concrete connection of either backend, for
@@ -271,10 +330,41 @@ fn migrate(conn: &mut Conn) -> Result<(), Box<dyn std::error::Error + Send + Syn
 }
 
 /// A unique-key violation counts as "already there": `Ok(0)` rows.
+/// Whether the database answers: one trivial statement.
+pub fn ping(conn: &mut Conn) -> QueryResult<()> {
+    conn.batch_execute("SELECT 1")
+}
+
 pub fn ignore_duplicate(result: QueryResult<usize>) -> QueryResult<usize> {
     match result {
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(0),
         other => other,
+    }
+}
+
+// Database failures as API errors: a missing row is a 404; anything else is logged
+// here and answered 503 (`Storage full` when the disk is).
+
+impl From<diesel::result::Error> for crate::error::ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::NotFound => Self::not_found(crate::error::Missing::Object),
+            other => {
+                tracing::error!(error = %other, "database error");
+                if space::OutOfSpace::out_of_space(&other) {
+                    Self::StorageFull
+                } else {
+                    Self::DatabaseUnavailable
+                }
+            }
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for crate::error::ApiError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        tracing::error!(error = %e, "database pool error");
+        Self::DatabaseUnavailable
     }
 }
 
@@ -324,33 +414,48 @@ mod tests {
 
     #[test]
     fn urls_name_their_backend() {
-        assert_eq!(Backend::parse("a.db"), Backend::Sqlite("a.db".into()));
-        assert_eq!(
-            Backend::parse("sqlite:///tmp/a.db"),
-            Backend::Sqlite("/tmp/a.db".into())
-        );
-        assert_eq!(
-            Backend::parse("sqlite:a.db"),
-            Backend::Sqlite("a.db".into())
-        );
-        assert_eq!(
-            Backend::parse("postgres://u@h/db"),
-            Backend::Postgres("postgres://u@h/db".into())
-        );
-        assert_eq!(
-            Backend::parse("postgresql://u@h/db"),
-            Backend::Postgres("postgresql://u@h/db".into())
-        );
+        let cases = [
+            ("a.db", Backend::Sqlite("a.db".into())),
+            ("sqlite:///tmp/a.db", Backend::Sqlite("/tmp/a.db".into())),
+            ("sqlite:a.db", Backend::Sqlite("a.db".into())),
+            (
+                "postgres://u@h/db",
+                Backend::Postgres("postgres://u@h/db".into()),
+            ),
+            (
+                "postgresql://u@h/db",
+                Backend::Postgres("postgresql://u@h/db".into()),
+            ),
+        ];
+        for (url, backend) in cases {
+            assert_eq!(Backend::parse(url), Ok(backend), "{url}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_are_refused_without_the_rest_of_the_url() {
+        for url in ["mysql://root:s3cret@h/db", "mariadb://h/db", "redis://h"] {
+            let error = Backend::parse(url).unwrap_err();
+            let scheme = url.split("://").next().unwrap();
+            assert!(error.contains(&format!("{scheme}://")), "{error}");
+            assert!(error.contains("postgres://"), "{error}");
+            assert!(
+                !error.contains("s3cret") && !error.contains("@h"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(
-            Backend::parse("postgres://tidings:s3cret@db:5432/t").display(),
+            Backend::parse("postgres://tidings:s3cret@db:5432/t")
+                .unwrap()
+                .display(),
             "postgres://tidings:***@db:5432/t"
         );
         assert_eq!(
-            Backend::parse("postgres://h/db").display(),
+            Backend::parse("postgres://h/db").unwrap().display(),
             "postgres://h/db"
         );
     }

@@ -109,7 +109,62 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oidc_logins (state_hash) {
+        state_hash -> Text,
+        provider -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        redirect_uri -> Text,
+        redirect_to -> Nullable<Text>,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    oidc_identities (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webpush_subscriptions (id) {
+        id -> Text,
+        user_id -> Text,
+        endpoint -> Text,
+        p256dh -> Text,
+        auth -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webpush_topics (subscription_id, topic) {
+        subscription_id -> Text,
+        topic -> Text,
+    }
+}
+
+diesel::table! {
+    webpush_queue (id) {
+        id -> Text,
+        subscription_id -> Text,
+        payload -> Text,
+        priority -> Integer,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        give_up_at -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(webpush_subscriptions -> users (user_id));
+diesel::joinable!(webpush_topics -> webpush_subscriptions (subscription_id));
+diesel::joinable!(webpush_queue -> webpush_subscriptions (subscription_id));
+diesel::joinable!(oidc_identities -> users (user_id));
 diesel::joinable!(signing_keys -> users (user_id));
 diesel::joinable!(allowed_origins -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -127,4 +182,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     counters,
     signing_keys,
     allowed_origins,
+    oidc_logins,
+    oidc_identities,
+    webpush_subscriptions,
+    webpush_topics,
+    webpush_queue,
 );

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::Text;
+use std::collections::HashSet;
 
 use super::schema::users;
 use super::Conn;
@@ -22,9 +23,16 @@ pub struct UserRow {
 
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
 
+/// What of a new account another one already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Email,
+    Username,
+}
+
 /// Inserts a new account unless its email or username is taken (without regard to
 /// case); then says which one is.
-pub fn insert_new(conn: &mut Conn, user: &UserRow) -> QueryResult<Option<&'static str>> {
+pub fn insert_new(conn: &mut Conn, user: &UserRow) -> QueryResult<Option<Taken>> {
     let inserted = super::transaction(conn, |conn| {
         if let Some(reason) = taken(conn, &user.email, &user.username)? {
             return Ok(Some(reason));
@@ -38,7 +46,7 @@ pub fn insert_new(conn: &mut Conn, user: &UserRow) -> QueryResult<Option<&'stati
         // Another connection took one of them between the check and the insert: the
         // unique indexes on `lower(email)` and `lower(username)` refused it.
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(Some(
-            taken(conn, &user.email, &user.username)?.unwrap_or("Username already taken"),
+            taken(conn, &user.email, &user.username)?.unwrap_or(Taken::Username),
         )),
         other => other,
     }
@@ -56,17 +64,20 @@ pub fn by_email(conn: &mut Conn, email: &str) -> QueryResult<Option<UserRow>> {
         .optional()
 }
 
-/// Which of `email` / `username` is already taken (without regard to case), if any.
-fn taken(conn: &mut Conn, email: &str, username: &str) -> QueryResult<Option<&'static str>> {
-    if by_email(conn, email)?.is_some() {
-        return Ok(Some("Email already registered"));
-    }
-    let name_taken = users::table
+/// The account of `username`, compared without regard to case.
+pub fn by_username(conn: &mut Conn, username: &str) -> QueryResult<Option<UserRow>> {
+    users::table
         .filter(lower(users::username).eq(username.to_lowercase()))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    Ok(name_taken.then_some("Username already taken"))
+        .first(conn)
+        .optional()
+}
+
+/// Which of `email` / `username` is already taken (without regard to case), if any.
+fn taken(conn: &mut Conn, email: &str, username: &str) -> QueryResult<Option<Taken>> {
+    if by_email(conn, email)?.is_some() {
+        return Ok(Some(Taken::Email));
+    }
+    Ok(by_username(conn, username)?.map(|_| Taken::Username))
 }
 
 pub fn all(conn: &mut Conn) -> QueryResult<Vec<UserRow>> {
@@ -97,10 +108,18 @@ pub fn delete(conn: &mut Conn, email: &str) -> QueryResult<usize> {
     })
 }
 
+/// The ids that exist right now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Existing {
+    pub users: HashSet<String>,
+    pub api_keys: HashSet<String>,
+    pub tokens: HashSet<String>,
+}
+
 /// The ids of every account, API key and topic token that exists now.
-pub fn existing_ids(conn: &mut Conn) -> QueryResult<crate::auth::permissions::Existing> {
+pub fn existing_ids(conn: &mut Conn) -> QueryResult<Existing> {
     use super::schema::{api_keys, topic_tokens};
-    Ok(crate::auth::permissions::Existing {
+    Ok(Existing {
         users: users::table
             .select(users::id)
             .load::<String>(conn)?
@@ -159,7 +178,7 @@ mod tests {
         }
         assert_eq!(
             insert_new(&mut conn, &row("4", "bob@example.com", "ANN")).unwrap(),
-            Some("Username already taken")
+            Some(Taken::Username)
         );
         assert_eq!(
             by_email(&mut conn, "Ann@Example.COM").unwrap().unwrap().id,

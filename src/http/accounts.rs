@@ -1,18 +1,19 @@
-//! Accounts: register, login, refresh, logout, and `GET /api/me`.
+//! Accounts: register, login, refresh, logout (each also in the web app's cookie
+//! session, `session.rs`), and `GET /api/me`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::net::IpAddr;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 
 use super::keys::KeyView;
-use super::{client_ip, json_config, resource, AppState};
-use crate::auth::accounts::{self, NewUser};
+use super::{client_ip, json_config, resource, session, AppState, Json};
 use crate::auth::{Principal, UserInfo};
-use crate::config::Registration;
-use crate::db::users::UserRow;
-use crate::error::{ApiError, ApiResult};
-use crate::limits::PerIp;
-use crate::util::{now_unix, rfc3339};
+use crate::error::{ApiError, ApiResult, Detail};
+use crate::service::accounts::{LoggedIn, Me, Registered, Tokens};
+use crate::util::rfc3339;
 
 /// Account request bodies are small: the longest valid register body (a 254-byte
 /// email, a 64-byte username and a 1024-byte password, every byte escaped as
@@ -28,156 +29,257 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/me").route(web::get().to(me)));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    #[schema(format = Email)]
     email: String,
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,64}$")]
     username: String,
+    /// At least 8 characters, at most 1024 bytes.
+    #[schema(min_length = 8)]
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Serialize)]
-struct Tokens {
+fn ip(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
+    client_ip(req, state.config.behind_proxy)
+}
+
+/// Answers `status` with `body`, an answer with fresh tokens: as it is, or, when the
+/// request asks for the cookie session (§11), with its `refresh_token` moved into the
+/// cookie.
+pub(super) fn with_tokens(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    body: impl Serialize,
+) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    if !session::wants_cookie(req) {
+        return response.json(body);
+    }
+    let mut body = serde_json::to_value(body).unwrap_or_default();
+    if let Some(serde_json::Value::String(refresh)) = body
+        .as_object_mut()
+        .and_then(|fields| fields.remove("refresh_token"))
+    {
+        let max_age = state.refresh_ttl() as u64;
+        session::set_refresh(&mut response, req, &refresh, max_age);
+    }
+    response.json(body)
+}
+
+/// A new pair of tokens as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Tokens)]
+pub struct TokensView {
     access_token: String,
     refresh_token: String,
+    /// Always `bearer`.
+    #[schema(value_type = String)]
     token_type: &'static str,
 }
 
-impl AppState {
-    fn tokens(&self, user_id: &str, refresh_token: String) -> Tokens {
-        let ttl = self.config.auth.access_token_ttl.as_secs() as i64;
-        Tokens {
-            access_token: self.auth.jwt().issue(user_id, now_unix(), ttl),
-            refresh_token,
+/// An account as registering shows it.
+#[derive(Serialize, ToSchema)]
+pub struct NewUser {
+    pub(super) id: String,
+    pub(super) email: String,
+    pub(super) username: String,
+    pub(super) tier: String,
+}
+
+/// `POST /auth/register`: the account, its first tokens and its first API key.
+#[derive(Serialize, ToSchema)]
+pub struct Registration {
+    user: NewUser,
+    #[serde(flatten)]
+    tokens: TokensView,
+    api_key: KeyView,
+}
+
+/// An account as logging in shows it.
+#[derive(Serialize, ToSchema)]
+pub struct LoginUser {
+    id: String,
+    email: String,
+    username: String,
+}
+
+/// `POST /auth/login`: a new pair of tokens and whose they are.
+#[derive(Serialize, ToSchema)]
+pub struct Login {
+    #[serde(flatten)]
+    tokens: TokensView,
+    user: LoginUser,
+}
+
+/// `GET /api/me`: the account, its tier and what the tier allows.
+#[derive(Serialize, ToSchema)]
+pub struct MeView {
+    id: String,
+    email: String,
+    username: String,
+    tier: String,
+    /// Publishes per minute the tier allows; `null` for unlimited.
+    publish_limit: Option<u32>,
+    created_at: String,
+}
+
+impl From<Tokens> for TokensView {
+    fn from(tokens: Tokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
             token_type: "bearer",
         }
     }
-
-    fn refresh_ttl(&self) -> i64 {
-        self.config.auth.refresh_token_ttl.as_secs() as i64
-    }
-
-    /// Charges one request of kind `what` to the client's IP.
-    fn charge_ip(&self, what: PerIp, req: &HttpRequest) -> ApiResult<()> {
-        match client_ip(req, self.config.behind_proxy) {
-            Some(ip) => self.limits.check_ip(what, ip).map(drop),
-            None => Ok(()),
-        }
-    }
 }
 
-async fn register(
+/// The refresh token a request presents: the cookie's in a cookie session (401 `Not
+/// authenticated` without one), else the JSON body's.
+async fn presented_refresh(req: &HttpRequest, payload: web::Payload) -> actix_web::Result<String> {
+    if session::wants_cookie(req) {
+        return session::refresh_cookie(req).ok_or_else(|| ApiError::NotAuthenticated.into());
+    }
+    let body = Json::<RefreshRequest>::from_request(req, &mut payload.into_inner()).await?;
+    Ok(body.into_inner().refresh_token)
+}
+
+#[utoipa::path(post, path = "/auth/register", tag = "sign-in",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account, signed in, with its first API key", body = Registration),
+        (status = 403, description = "`Registration is closed`", body = Detail),
+        (status = 409, description = "`Email already registered`, `Username already taken`", body = Detail),
+        (status = 422, description = "An invalid email, username or password (see the error table)", body = Detail),
+    ))]
+pub async fn register(
     req: HttpRequest,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    if state.config.registration == Registration::Closed {
-        return Err(ApiError::ForbiddenBecause("Registration is closed"));
-    }
-    state.charge_ip(PerIp::Register, &req)?;
-    let tier = state.config.limits.default_tier.clone();
-    let refresh_ttl = state.refresh_ttl();
-    let (user, key, refresh) = state
-        .db(move |conn| {
-            let new = NewUser {
-                email: &body.email,
-                username: &body.username,
-                password: &body.password,
-                tier: &tier,
-            };
-            let user = accounts::create_user(conn, &new)?;
-            let key = accounts::create_api_key(conn, &user.id, "Default", None)?;
-            let refresh = accounts::issue_refresh(conn, &user.id, None, refresh_ttl)?;
-            Ok((user, key, refresh))
-        })
+    let body = body.into_inner();
+    let Registered { user, key, tokens } = state
+        .register(ip(&req, &state), body.email, body.username, body.password)
         .await?;
-    let tokens = state.tokens(&user.id, refresh);
-    Ok(HttpResponse::Created().json(json!({
-        "user": {"id": user.id, "email": user.email, "username": user.username, "tier": user.tier},
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
-        "token_type": tokens.token_type,
-        "api_key": KeyView::created(key),
-    })))
+    Ok(with_tokens(
+        &req,
+        &state,
+        StatusCode::CREATED,
+        Registration {
+            user: NewUser {
+                id: user.id,
+                email: user.email,
+                username: user.username,
+                tier: user.tier,
+            },
+            tokens: tokens.into(),
+            api_key: KeyView::created(key),
+        },
+    ))
 }
 
-/// Limited per IP (every attempt) and per email (failed attempts: while an email is
-/// over its quota even the right password is refused, until the quota refills).
-async fn login(
+#[utoipa::path(post, path = "/auth/login", tag = "sign-in",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = Login),
+        (status = 401, description = "`Incorrect email or password`", body = Detail),
+    ))]
+pub async fn login(
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    state.charge_ip(PerIp::Login, &req)?;
-    let attempt = state.limits.login_attempt(&body.email)?;
-    let refresh_ttl = state.refresh_ttl();
-    let logged_in: ApiResult<(UserRow, String)> = state
-        .db(move |conn| {
-            let user = accounts::login(conn, &body.email, &body.password)?;
-            let refresh = accounts::issue_refresh(conn, &user.id, None, refresh_ttl)?;
-            Ok((user, refresh))
-        })
-        .await;
-    let failed = matches!(logged_in, Err(ApiError::IncorrectLogin));
-    state.limits.login_done(attempt, failed);
-    let (user, refresh) = logged_in?;
-    let tokens = state.tokens(&user.id, refresh);
-    Ok(HttpResponse::Ok().json(json!({
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
-        "token_type": tokens.token_type,
-        "user": {"id": user.id, "email": user.email, "username": user.username},
-    })))
-}
-
-async fn refresh(
-    req: HttpRequest,
-    body: web::Json<RefreshRequest>,
-    state: web::Data<AppState>,
-) -> ApiResult<HttpResponse> {
-    state.charge_ip(PerIp::Refresh, &req)?;
-    let refresh_ttl = state.refresh_ttl();
-    let (user_id, next) = state
-        .db(move |conn| accounts::rotate_refresh(conn, &body.refresh_token, refresh_ttl))
+    let body = body.into_inner();
+    let LoggedIn { user, tokens } = state
+        .login(ip(&req, &state), body.email, body.password)
         .await?;
-    state
-        .auth
-        .user(&user_id)
-        .await?
-        .ok_or(ApiError::InvalidCredentials)?;
-    Ok(HttpResponse::Ok().json(state.tokens(&user_id, next)))
+    let answer = Login {
+        tokens: tokens.into(),
+        user: LoginUser {
+            id: user.id,
+            email: user.email,
+            username: user.username,
+        },
+    };
+    Ok(with_tokens(&req, &state, StatusCode::OK, answer))
 }
 
-async fn logout(
+#[utoipa::path(post, path = "/auth/refresh", tag = "sign-in",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the refresh token given stops working", body = TokensView),
+        (status = 401, description = "`Could not validate credentials` (unknown, expired or already rotated: a rotated one revokes its family)", body = Detail),
+    ))]
+pub async fn refresh(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let refresh_token = presented_refresh(&req, payload).await?;
+    let tokens = state.refresh(ip(&req, &state), refresh_token).await?;
+    Ok(with_tokens(
+        &req,
+        &state,
+        StatusCode::OK,
+        TokensView::from(tokens),
+    ))
+}
+
+#[utoipa::path(post, path = "/auth/logout", tag = "accounts",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "That login session's refresh tokens stop working"),
+    ))]
+pub async fn logout(
+    req: HttpRequest,
     principal: Principal,
-    body: web::Json<RefreshRequest>,
+    payload: web::Payload,
     state: web::Data<AppState>,
-) -> ApiResult<HttpResponse> {
-    let user_id = principal.account()?.id.clone();
-    state
-        .db(move |conn| accounts::revoke_refresh(conn, &body.refresh_token, &user_id))
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+) -> actix_web::Result<HttpResponse> {
+    let refresh_token = presented_refresh(&req, payload).await?;
+    state.logout(&principal, refresh_token).await?;
+    let mut response = HttpResponse::NoContent();
+    if session::wants_cookie(&req) {
+        session::clear_refresh(&mut response, &req);
+    }
+    Ok(response.finish())
 }
 
-async fn me(principal: Principal, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let user: &UserInfo = principal.account()?;
-    Ok(HttpResponse::Ok().json(json!({
-        "id": user.id,
-        "email": user.email,
-        "username": user.username,
-        "tier": user.tier,
-        "publish_limit": state.config.tier_limit(&user.tier),
-        "created_at": rfc3339(user.created_at),
-    })))
+#[utoipa::path(get, path = "/api/me", tag = "accounts",
+    responses(
+        (status = 200, description = "The account", body = MeView),
+    ))]
+pub async fn me(principal: Principal, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let Me {
+        user,
+        publish_limit,
+    } = state.me(&principal)?;
+    let UserInfo {
+        id,
+        email,
+        username,
+        tier,
+        created_at,
+        ..
+    } = user.as_ref().clone();
+    Ok(HttpResponse::Ok().json(MeView {
+        id,
+        email,
+        username,
+        tier,
+        publish_limit,
+        created_at: rfc3339(created_at),
+    }))
 }

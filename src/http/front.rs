@@ -14,6 +14,10 @@
 //!
 //! Every other connection, WebSocket upgrades included, goes to actix-web's HTTP/1
 //! dispatcher, which reads the head the front read before anything else.
+//!
+//! On the TLS listener the handshake comes first, after the connection is counted and
+//! within the time its head has; everything after it reads and writes the decrypted
+//! stream ([`Io`]), so both listeners behave alike.
 
 use std::future::poll_fn;
 use std::io::{self, Write};
@@ -35,15 +39,21 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, Uri, Version};
 use actix_web::{web, HttpResponse, ResponseError};
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
 
+use super::access_log;
 use super::admission::{Admission, Verdict};
 use super::head::{self, Body, Head, HeadError};
+use super::io::Io;
 use super::stall::Stall;
+use super::tls::{self, TlsAcceptor};
 use super::AppState;
-use crate::broker::message::Transport;
 use crate::cores::Cores;
+use crate::error::detail;
 use crate::error::ApiError;
+use crate::metrics::{Limit, METRICS};
+use crate::model::message::Transport;
 
 /// How long a new connection may take to send its first request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,38 +72,56 @@ const HEAD_READ: usize = 4096;
 /// Open connections each worker accepts before it waits for some to close.
 const MAX_CONNECTIONS_PER_WORKER: usize = 1 << 18;
 
-/// Binds the app to `listener` on `workers` threads, each pinned to a core of its own
-/// when `pin` is set and there are enough; resolves when the server stops.
+/// A bound address the app is served on: HTTP, or HTTPS with `tls`.
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Binds the app to `listeners` on `workers` threads, each pinned to a core of its own
+/// when `pin` is set and there are enough; resolves when the server stops. Connections
+/// are counted across every listener.
 pub fn serve(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     workers: usize,
     pin: bool,
     state: web::Data<AppState>,
 ) -> io::Result<Server> {
-    let addr = listener.local_addr()?;
-    let cores = pin
+    let mut cores = pin
         .then(|| Cores::for_workers(workers))
         .flatten()
         .map(Arc::new);
     let admission = Arc::new(Admission::new(state.config.limits.connections_per_ip));
-    let server = Server::build()
+    let mut server = Server::build()
         .workers(workers)
         .max_concurrent_connections(MAX_CONNECTIONS_PER_WORKER)
         .shutdown_timeout(2)
-        .listen("tidings", listener, move || {
-            let state = state.clone();
-            let cores = cores.clone();
-            let admission = admission.clone();
+        // `server::run` handles the signals itself: a clean shutdown, a reload.
+        .disable_signals();
+    for Listener { tcp, tls } in listeners {
+        let addr = tcp.local_addr()?;
+        let name = if tls.is_some() {
+            "tidings-tls"
+        } else {
+            "tidings"
+        };
+        // Each worker starts a service for every listener, on its own thread: the first
+        // listener's pins it (the cores are handed out in turn, once per worker).
+        let cores = cores.take();
+        let (state, admission) = (state.clone(), admission.clone());
+        server = server.listen(name, tcp, move || {
+            let (state, cores, admission) = (state.clone(), cores.clone(), admission.clone());
+            let tls = tls.clone();
             fn_factory(move || {
                 // Runs on the worker's own thread, as it starts.
                 if let Some(cores) = &cores {
                     cores.pin_this_thread();
                 }
-                Front::start(state.clone(), admission.clone(), addr)
+                Front::start(state.clone(), admission.clone(), addr, tls.clone())
             })
-        })?
-        .run();
-    Ok(server)
+        })?;
+    }
+    Ok(server.run())
 }
 
 /// One worker's two ways to serve a connection, and what decides between them.
@@ -106,6 +134,8 @@ struct Front<H, A> {
     /// How long a client that has sent (part of) a request may wait for the answer
     /// to start before its connection is closed.
     stall_limit: Duration,
+    /// On the HTTPS listener: the handshake each connection makes first.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Front<(), ()> {
@@ -113,6 +143,7 @@ impl Front<(), ()> {
         state: web::Data<AppState>,
         admission: Arc<Admission>,
         addr: SocketAddr,
+        tls: Option<TlsAcceptor>,
     ) -> Result<impl Service<TcpStream, Response = (), Error = ()>, ()> {
         let dispatcher = HttpServiceBuilder::<Replay, _>::default()
             .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
@@ -137,6 +168,7 @@ impl Front<(), ()> {
             admission,
             behind_proxy,
             stall_limit,
+            tls,
         });
         Ok(fn_service(move |stream: TcpStream| {
             let front = front.clone();
@@ -154,18 +186,33 @@ where
     A: Service<Request, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
 {
-    async fn connection(&self, stream: TcpStream) {
-        let peer = stream.peer_addr().ok();
+    async fn connection(&self, tcp: TcpStream) {
+        let peer = tcp.peer_addr().ok();
         let ip = peer.map(|a| a.ip()).filter(|_| !self.behind_proxy);
         let ticket = self.admission.enter(ip);
         let patience = match ticket.verdict {
             Verdict::Serve => REQUEST_TIMEOUT,
             _ => REFUSAL_TIMEOUT,
         };
+        // A TLS handshake and the first head share one deadline: a client slow in
+        // either is closed alike.
+        let started = Instant::now();
+        let deadline = started + patience;
         // Each way is boxed (the compiler would otherwise size every connection's task
         // for the largest of them, and for the locals moved out before it).
+        let mut stream = match &self.tls {
+            None => Io::Plain(tcp),
+            Some(acceptor) => match Box::pin(tls::accept(acceptor, tcp, deadline)).await {
+                Some(tls) => Io::Tls(Box::new(tls)),
+                None => return,
+            },
+        };
         let mut buf = BytesMut::new();
-        let read = Box::pin(tokio::time::timeout(patience, read_head(&stream, &mut buf))).await;
+        let read = Box::pin(tokio::time::timeout_at(
+            deadline,
+            read_head(&mut stream, &mut buf),
+        ))
+        .await;
         let first = match read {
             Ok(Ok(())) => first_request(&buf, peer),
             // Nothing was sent (a client that connected ahead of need, or left).
@@ -173,20 +220,23 @@ where
             Err(_) if buf.is_empty() => return,
             Err(_) => Err(ApiError::RequestTimeout),
         };
+        let refused = |e: &ApiError| access_log::refused(e, peer, started.into_std());
         let first = match (first, ticket.verdict) {
-            (Err(e), _) => return Box::pin(refuse(stream, e, LINGER)).await,
+            (Err(e), _) => {
+                refused(&e);
+                return Box::pin(refuse(stream, e, LINGER)).await;
+            }
             (Ok(_), Verdict::OverIpCap { cap }) => {
-                let e = ApiError::RateLimited {
-                    retry_after_secs: 1,
-                    limit: cap,
-                    remaining: 0,
-                };
+                METRICS.rate_limited(Limit::Connections);
+                let e = ApiError::rate_limited(cap, Duration::from_secs(1));
+                refused(&e);
                 return Box::pin(refuse(stream, e, LINGER)).await;
             }
             // Near the file limit only the probes are answered, one request each.
             (Ok(First::Probe(request)), Verdict::AtFileLimit) => First::Direct(request),
             (Ok(_), Verdict::AtFileLimit) => {
                 let e = ApiError::AtConnectionLimit;
+                refused(&e);
                 return Box::pin(refuse(stream, e, Duration::ZERO)).await;
             }
             (Ok(First::Probe(_)), Verdict::Serve) => First::Other,
@@ -203,7 +253,7 @@ where
 
     /// Answers a request on the socket, and keeps the connection only as long as the
     /// answer is a stream that goes on.
-    async fn stream(&self, mut stream: TcpStream, request: Request) {
+    async fn stream(&self, mut stream: Io, request: Request) {
         let _ = stream.set_nodelay(true);
         let response = match self.app.call(request).await {
             Ok(response) => response.into_parts().1.map_into_boxed_body(),
@@ -228,20 +278,17 @@ enum First {
 
 /// Reads until `buf` holds a whole request head, or one that is refused already.
 /// An error means the client left (or sent nothing before its socket failed).
-async fn read_head(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<()> {
+async fn read_head(stream: &mut Io, buf: &mut BytesMut) -> io::Result<()> {
     loop {
         if !matches!(head::check_head(buf), Ok(None)) {
             return Ok(());
         }
         buf.reserve(HEAD_READ);
-        stream.readable().await?;
-        match stream.try_read_buf(buf) {
-            Ok(0) if buf.is_empty() => return Err(io::ErrorKind::UnexpectedEof.into()),
+        match stream.read_buf(buf).await? {
+            0 if buf.is_empty() => return Err(io::ErrorKind::UnexpectedEof.into()),
             // A head cut short is malformed; `first_request` says so.
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            0 => return Ok(()),
+            _ => {}
         }
     }
 }
@@ -251,13 +298,13 @@ async fn read_head(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<()> {
 fn first_request(buf: &[u8], peer: Option<SocketAddr>) -> Result<First, ApiError> {
     let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
     let (head, count) = head::parse_head(buf, &mut headers)?
-        .ok_or(HeadError::Malformed("Incomplete request head"))?;
+        .ok_or(HeadError::Malformed(detail::INCOMPLETE_HEAD))?;
     let plain_get = head.method == "GET" && head.body == Body::None && !head.upgrade;
     let path = head.target.split('?').next().unwrap_or_default();
     if plain_get && opens_stream(head.target) {
         return Ok(First::Direct(request(&head, &headers[..count], peer)?));
     }
-    if plain_get && matches!(path, "/health" | "/metrics") {
+    if plain_get && crate::limits::is_probe(path) {
         return Ok(First::Probe(request(&head, &headers[..count], peer)?));
     }
     Ok(First::Other)
@@ -269,7 +316,7 @@ fn request(
     headers: &[httparse::Header<'_>],
     peer: Option<SocketAddr>,
 ) -> Result<Request, ApiError> {
-    let malformed = || ApiError::from(HeadError::Malformed("Malformed request head"));
+    let malformed = || ApiError::from(HeadError::Malformed(detail::MALFORMED_HEAD));
     let mut request = Request::new();
     let out = request.head_mut();
     out.method = Method::GET;
@@ -289,37 +336,24 @@ fn request(
 
 /// Answers `error` (`connection: close`), then drains what the client still sends for
 /// up to `linger` before closing, so the answer is read rather than lost to a reset.
-async fn refuse(mut stream: TcpStream, error: ApiError, linger: Duration) {
+async fn refuse(mut stream: Io, error: ApiError, linger: Duration) {
     let _ = Box::pin(write_response(&mut stream, error.error_response())).await;
     if stream.shutdown().await.is_err() {
         return;
     }
     let drain = async {
         let mut sink = [0; 1024];
-        loop {
-            if stream.readable().await.is_err() {
-                return;
-            }
-            match stream.try_read(&mut sink) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
-        }
+        while let Ok(1..) = stream.read(&mut sink).await {}
     };
     let _ = tokio::time::timeout(linger, drain).await;
 }
 
 /// Writes a response's head, and its body when that has a length; returns a stream
 /// body still to be written.
-async fn write_response(
-    stream: &mut TcpStream,
-    response: HttpResponse<BoxBody>,
-) -> Option<BoxBody> {
+async fn write_response(stream: &mut Io, response: HttpResponse<BoxBody>) -> Option<BoxBody> {
     let (head, length, body) = encode_head(response);
     stream.write_all(&head).await.ok()?;
-    match length {
+    let rest = match length {
         None => Some(body),
         Some(0) => None,
         Some(_) => {
@@ -327,13 +361,15 @@ async fn write_response(
             stream.write_all(&bytes).await.ok()?;
             None
         }
-    }
+    };
+    stream.flush().await.ok()?;
+    rest
 }
 
 /// A connection's socket, with the head the front read from it given back first.
 pub struct Replay {
     head: BytesMut,
-    io: TcpStream,
+    io: Io,
     /// Closes the connection when a later request stalls.
     stall: Stall,
     /// A JSON answer written in place of a bare error head of the dispatcher's.
@@ -341,7 +377,7 @@ pub struct Replay {
 }
 
 impl Replay {
-    fn new(head: BytesMut, io: TcpStream, stall_limit: Duration) -> Self {
+    fn new(head: BytesMut, io: Io, stall_limit: Duration) -> Self {
         let mut stall = Stall::new(stall_limit);
         stall.received();
         Self {
@@ -373,7 +409,7 @@ impl Replay {
 /// first request.
 fn json_answer(written: &[u8]) -> Option<Bytes> {
     let error = match head::empty_error_status(written)? {
-        400 => ApiError::bad_request("Malformed request head"),
+        400 => ApiError::bad_request(detail::MALFORMED_HEAD),
         408 => ApiError::RequestTimeout,
         413 => ApiError::TooLarge,
         414 => ApiError::UriTooLong,
@@ -482,26 +518,25 @@ fn opens_stream(target: &str) -> bool {
 /// Moves a stream body to the socket; notices a client that hangs up while the
 /// stream is idle. Waits on both with plain polls, so an idle stream's state is the
 /// body and the socket, nothing more.
-async fn pump(stream: &mut TcpStream, mut body: BoxBody) -> io::Result<()> {
+async fn pump(stream: &mut Io, mut body: BoxBody) -> io::Result<()> {
     loop {
         let next = poll_fn(|cx| {
-            if let Poll::Ready(ready) = stream.poll_read_ready(cx) {
-                return Poll::Ready(Next::Readable(ready));
+            // Anything the client sends now is ignored; end of stream means it left.
+            if let Poll::Ready(read) = stream.poll_discard(cx) {
+                return Poll::Ready(Next::Read(read));
             }
             Pin::new(&mut body).poll_next(cx).map(Next::Chunk)
         })
         .await;
         match next {
-            Next::Chunk(Some(Ok(bytes))) => stream.write_all(&bytes).await?,
+            Next::Chunk(Some(Ok(bytes))) => {
+                stream.write_all(&bytes).await?;
+                stream.flush().await?;
+            }
             Next::Chunk(_) => return Ok(()),
-            Next::Readable(ready) => {
-                ready?;
-                // Anything the client sends now is ignored; end of stream means it left.
-                match stream.try_read(&mut [0; 256]) {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+            Next::Read(read) => {
+                if read? == 0 {
+                    return Ok(());
                 }
             }
         }
@@ -510,7 +545,7 @@ async fn pump(stream: &mut TcpStream, mut body: BoxBody) -> io::Result<()> {
 
 enum Next<C> {
     Chunk(Option<C>),
-    Readable(io::Result<()>),
+    Read(io::Result<usize>),
 }
 
 /// The response's head encoded (its header map is dropped here), the body's length
@@ -563,6 +598,7 @@ mod tests {
         assert!(opens_stream("/alerts,backups/json?since=all&poll=1"));
         assert!(opens_stream("/alerts/raw"));
         assert!(!opens_stream("/alerts/ws"));
+        assert!(!opens_stream("/alerts,backups/auth"));
         assert!(!opens_stream("/alerts"));
         assert!(!opens_stream("//sse"));
         assert!(!opens_stream("/api/topics/sse"));

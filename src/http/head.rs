@@ -6,6 +6,8 @@
 
 use actix_web::http::{Method, Uri};
 
+use crate::error::detail;
+
 /// Headers a request may have (as many as the dispatcher reads; more is a 431).
 pub const MAX_HEADERS: usize = 96;
 /// The longest request target (path and query); longer is a 414.
@@ -43,10 +45,10 @@ pub enum HeadError {
     #[error("{0}")]
     Malformed(&'static str),
     /// 414.
-    #[error("URI too long")]
+    #[error("{}", detail::URI_TOO_LONG)]
     TargetTooLong,
     /// 431: too many headers, or a head larger than [`MAX_HEAD`].
-    #[error("Request header fields too large")]
+    #[error("{}", detail::HEADERS_TOO_LARGE)]
     TooLarge,
 }
 
@@ -67,16 +69,16 @@ pub fn parse_head<'b>(
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return incomplete(buf),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(_) => return Err(HeadError::Malformed("Malformed request head")),
+        Err(_) => return Err(HeadError::Malformed(detail::MALFORMED_HEAD)),
     };
     let (Some(method), Some(target), Some(version)) =
         (request.method, request.path, request.version)
     else {
-        return Err(HeadError::Malformed("Malformed request head"));
+        return Err(HeadError::Malformed(detail::MALFORMED_HEAD));
     };
     // httparse takes any token as a method; the dispatcher only what `http` does.
     if Method::from_bytes(method.as_bytes()).is_err() {
-        return Err(HeadError::Malformed("Malformed request head"));
+        return Err(HeadError::Malformed(detail::MALFORMED_HEAD));
     }
     if target.len() > MAX_TARGET {
         return Err(HeadError::TargetTooLong);
@@ -85,13 +87,13 @@ pub fn parse_head<'b>(
         return Err(HeadError::TooLarge);
     }
     if Uri::try_from(target).is_err() {
-        return Err(HeadError::Malformed("Invalid request target"));
+        return Err(HeadError::Malformed(detail::INVALID_TARGET));
     }
     let count = request.headers.len();
     let framing = framing(request.headers, version)?;
     // HTTP/1.0 has no chunks: a POST without a length has no way to end its body.
     if version == 0 && method == "POST" && framing.body == Body::None {
-        return Err(HeadError::Malformed("Missing Content-Length"));
+        return Err(HeadError::Malformed(detail::MISSING_CONTENT_LENGTH));
     }
     Ok(Some((
         Head {
@@ -155,21 +157,21 @@ fn framing(headers: &[httparse::Header<'_>], version: u8) -> Result<Framing, Hea
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
             if length.is_some() {
-                return Err(HeadError::Malformed("Duplicate Content-Length"));
+                return Err(HeadError::Malformed(detail::DUPLICATE_CONTENT_LENGTH));
             }
             length = Some(content_length(h.value)?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             if transfer_encoding {
-                return Err(HeadError::Malformed("Duplicate Transfer-Encoding"));
+                return Err(HeadError::Malformed(detail::DUPLICATE_TRANSFER_ENCODING));
             }
             transfer_encoding = true;
             let value = std::str::from_utf8(h.value).map(str::trim);
             if version == 0 || !value.is_ok_and(|v| v.eq_ignore_ascii_case("chunked")) {
-                return Err(HeadError::Malformed("Unsupported Transfer-Encoding"));
+                return Err(HeadError::Malformed(detail::UNSUPPORTED_TRANSFER_ENCODING));
             }
         } else if name.eq_ignore_ascii_case("host") {
             if host {
-                return Err(HeadError::Malformed("Duplicate Host header"));
+                return Err(HeadError::Malformed(detail::DUPLICATE_HOST));
             }
             host = true;
         } else if name.eq_ignore_ascii_case("upgrade") {
@@ -177,14 +179,10 @@ fn framing(headers: &[httparse::Header<'_>], version: u8) -> Result<Framing, Hea
         }
     }
     if version == 1 && !host {
-        return Err(HeadError::Malformed("Missing Host header"));
+        return Err(HeadError::Malformed(detail::MISSING_HOST));
     }
     let body = match (length, transfer_encoding) {
-        (Some(_), true) => {
-            return Err(HeadError::Malformed(
-                "Content-Length and Transfer-Encoding together",
-            ))
-        }
+        (Some(_), true) => return Err(HeadError::Malformed(detail::LENGTH_WITH_CHUNKED)),
         (_, true) => Body::Chunked,
         (Some(n), false) => Body::Length(n),
         (None, false) => Body::None,
@@ -194,12 +192,22 @@ fn framing(headers: &[httparse::Header<'_>], version: u8) -> Result<Framing, Hea
 
 /// Digits only (no sign, no list), as the dispatcher reads it.
 fn content_length(value: &[u8]) -> Result<u64, HeadError> {
-    let invalid = HeadError::Malformed("Invalid Content-Length");
+    let invalid = HeadError::Malformed(detail::INVALID_CONTENT_LENGTH);
     let text = std::str::from_utf8(value).map_err(|_| invalid)?.trim();
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid);
     }
     text.parse().map_err(|_| invalid)
+}
+
+impl From<HeadError> for crate::error::ApiError {
+    fn from(e: HeadError) -> Self {
+        match e {
+            HeadError::Malformed(detail) => Self::bad_request(detail),
+            HeadError::TargetTooLong => Self::UriTooLong,
+            HeadError::TooLarge => Self::HeadersTooLarge,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,7 +219,7 @@ mod tests {
         let head = b"POST /backups HTTP/1.0\r\nHost: x\r\n\r\n";
         assert_eq!(
             check_head(head),
-            Err(HeadError::Malformed("Missing Content-Length"))
+            Err(HeadError::Malformed(detail::MISSING_CONTENT_LENGTH))
         );
         let head = b"POST /backups HTTP/1.0\r\nContent-Length: 1\r\n\r\nx";
         assert!(matches!(check_head(head), Ok(Some(_))));
@@ -222,7 +230,7 @@ mod tests {
         let head = b"P$ST /backups HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(
             check_head(head),
-            Err(HeadError::Malformed("Malformed request head"))
+            Err(HeadError::Malformed(detail::MALFORMED_HEAD))
         );
     }
 
@@ -291,7 +299,7 @@ mod tests {
         }
         assert_eq!(
             check("GET / HTTP/1.1\r\n\r\n"),
-            Err(HeadError::Malformed("Missing Host header"))
+            Err(HeadError::Malformed(detail::MISSING_HOST))
         );
     }
 

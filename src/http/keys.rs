@@ -2,17 +2,15 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::paging::{self, PageQuery};
-use super::{resource, AppState};
-use crate::auth::accounts::{self, NewApiKey};
+use super::{resource, AppState, Json};
 use crate::auth::Principal;
-use crate::cluster::Change;
-use crate::config::Quota;
-use crate::db;
 use crate::db::keys::ApiKeyRow;
-use crate::error::{ApiError, ApiResult};
-use crate::util::{now_unix, parse_rfc3339, rfc3339, rfc3339_opt};
+use crate::error::{ApiResult, Detail};
+use crate::service::keys::NewApiKey;
+use crate::util::{now_unix, rfc3339, rfc3339_opt};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -25,16 +23,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// An API key as the API shows it; `key` only right after it was made.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiKey)]
 pub struct KeyView {
     id: String,
+    /// The secret (`noti_…`): only when the key is made or regenerated.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     key: Option<String>,
     name: String,
+    /// The first 8 characters after `noti_`.
     prefix: String,
     created_at: String,
     expires_at: Option<String>,
     last_used_at: Option<String>,
+    /// False once `expires_at` has passed.
     active: bool,
 }
 
@@ -57,117 +60,78 @@ impl KeyView {
     }
 }
 
-#[derive(Deserialize)]
-struct CreateKey {
+#[derive(Deserialize, ToSchema)]
+pub struct CreateKey {
+    #[schema(min_length = 1, max_length = 128)]
     name: Option<String>,
+    /// An RFC 3339 time in the future, or `null` for a key that never expires.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
-/// An optional RFC 3339 expiry that must lie in the future.
-pub fn parse_expiry(text: Option<&str>) -> ApiResult<Option<i64>> {
-    let Some(text) = text else { return Ok(None) };
-    let at = parse_rfc3339(text)
-        .ok_or_else(|| ApiError::Unprocessable("expires_at must be an RFC 3339 time".into()))?;
-    if at <= now_unix() {
-        return Err(ApiError::Unprocessable(
-            "expires_at must be in the future".into(),
-        ));
-    }
-    Ok(Some(at))
-}
-
-/// A name for a key or token: 1-128 characters.
-pub fn check_name(name: Option<String>, default: &str) -> ApiResult<String> {
-    let name = name
-        .map(|n| n.trim().to_string())
-        .unwrap_or_else(|| default.into());
-    if name.is_empty() || name.chars().count() > 128 {
-        return Err(ApiError::Unprocessable(
-            "name must be 1-128 characters".into(),
-        ));
-    }
-    Ok(name)
-}
-
-async fn create(
+#[utoipa::path(post, path = "/api/keys", tag = "keys", operation_id = "create_key",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "The key, with its secret (shown once)", body = KeyView),
+        (status = 403, description = "`Limit reached: api keys`", body = Detail),
+        (status = 422, description = "`name must be 1-128 characters`, `expires_at must be an RFC 3339 time`, `expires_at must be in the future`", body = Detail),
+    ))]
+pub async fn create(
     principal: Principal,
-    body: web::Json<CreateKey>,
+    body: Json<CreateKey>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let user = principal.account()?;
     let body = body.into_inner();
-    let expires_at = parse_expiry(body.expires_at.as_deref())?;
-    let name = check_name(body.name, "API key")?;
-    let within = state.creation(user, Quota::ApiKeys)?;
     let key = state
-        .db(move |conn| {
-            within.create(conn, |conn| {
-                accounts::create_api_key(conn, &within.owner_id, &name, expires_at)
-            })
-        })
+        .create_key(&principal, body.name, body.expires_at.as_deref())
         .await?;
     Ok(HttpResponse::Created().json(KeyView::created(key)))
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/keys", tag = "keys", operation_id = "list_keys",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "The account's keys, oldest first, without their secrets; `X-Next-Cursor` and `Link` when more follow", body = [KeyView]),
+        (status = 400, description = "`Invalid limit (1-1000)`, `Invalid cursor`", body = Detail),
+    ))]
+pub async fn list(
     principal: Principal,
     req: HttpRequest,
     query: web::Query<PageQuery>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let user_id = principal.account()?.id.clone();
-    let page = query.page()?;
-    let wanted = page.clone();
-    let auth = state.auth.clone();
-    let rows = state
-        .db(move |conn| {
-            auth.usage().flush(conn);
-            Ok(db::keys::keys_of(conn, &user_id, &wanted)?)
-        })
-        .await?;
+    let keys = state.keys(&principal, query.page()).await?;
     let position = |r: &ApiKeyRow| (r.created_at, r.id.clone());
     let view = |r| KeyView::from_row(r, None);
-    Ok(paging::respond(&req, &page, rows, position, view))
+    Ok(paging::respond(&req, &keys.page, keys.rows, position, view))
 }
 
-async fn regenerate(
+#[utoipa::path(post, path = "/api/keys/{id}/regenerate", tag = "keys", operation_id = "regenerate_key",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key with a new secret; the old one fails at once", body = KeyView),
+        (status = 404, description = "`API key not found`", body = Detail),
+    ))]
+pub async fn regenerate(
     principal: Principal,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let user_id = principal.account()?.id.clone();
-    // A new secret is no new key (the quota is unchanged), but it is a creation.
-    state.limits.check_creation(&user_id)?;
-    let id = id.into_inner();
-    let key_id = id.clone();
-    let key = state
-        .db(move |conn| accounts::regenerate_api_key(conn, &user_id, &key_id))
-        .await?;
-    state.key_revoked(&id);
+    let key = state.regenerate_key(&principal, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(KeyView::created(key)))
 }
 
-async fn revoke(
+#[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys", operation_id = "delete_key",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Deleted; the key fails at once"),
+        (status = 404, description = "`API key not found`", body = Detail),
+    ))]
+pub async fn revoke(
     principal: Principal,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let user_id = principal.account()?.id.clone();
-    let id = id.into_inner();
-    let key_id = id.clone();
-    let deleted = state
-        .db(move |conn| Ok(db::keys::delete_key(conn, &user_id, &key_id)?))
-        .await?;
-    if deleted == 0 {
-        return Err(ApiError::not_found("API key"));
-    }
-    state.key_revoked(&id);
+    state.revoke_key(&principal, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-impl AppState {
-    /// The old secret of key `id` stops working now, also for live subscriptions.
-    fn key_revoked(&self, id: &str) {
-        self.changed(Change::ApiKeyRevoked { id: id.to_string() });
-    }
 }

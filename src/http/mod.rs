@@ -1,24 +1,34 @@
 //! HTTP surface: routes, shared state, and the JSON error handling for everything
-//! actix itself rejects. Handlers stay thin; the work lives in `broker`, `db`, `auth`.
+//! actix itself rejects. Handlers stay thin: they parse the request, call the domain
+//! (`service`) and render its result.
 
+mod access_log;
 mod accounts;
 mod admission;
+mod app;
 mod client_auth;
 mod cors;
 mod deadline;
 pub mod front;
 pub mod head;
 mod health;
+mod io;
 mod keys;
+pub mod metrics_listener;
+mod openapi;
 mod paging;
 mod publish;
+mod session;
+mod sign_in;
 mod stall;
 mod subscribe;
 mod timer;
+pub mod tls;
 mod topics;
+mod webpush;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::ops::Deref;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
@@ -28,84 +38,25 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::future::{ready, Either, LocalBoxFuture, Ready};
 
 use crate::auth::credential::Credential;
-use crate::auth::permissions::{authorize, Action, Grant, TopicInfo};
-use crate::auth::{Auth, Principal, UserInfo};
-use crate::broker::Broker;
-use crate::cluster::{Change, Cluster};
-use crate::config::{Config, Quota};
-use crate::db::quotas::Within;
-use crate::db::writer::Writer;
-use crate::db::Pool;
+use crate::auth::Principal;
+use crate::error::detail;
 use crate::error::{ApiError, ApiResult, Detail};
-use crate::limits::{Limits, PerIp};
+use crate::limits::{is_probe, PerIp};
 use crate::metrics::METRICS;
+use crate::service::Domain;
 pub use admission::raise_file_limit;
 pub use cors::cors;
 
-/// What every handler can reach.
+/// What every handler can reach: the domain (through `Deref`).
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub pool: Pool,
-    pub broker: Broker,
-    pub writer: Writer,
-    pub auth: Auth,
-    pub limits: Limits,
-    /// Set in cluster mode (`redis_url`).
-    pub cluster: Option<Cluster>,
+    pub domain: Domain,
 }
 
-impl AppState {
-    /// Applies a change to credentials or topics here and, in cluster mode, on every
-    /// other node.
-    pub fn changed(&self, change: Change) {
-        change.apply(&self.auth, &self.broker);
-        if let Some(cluster) = self.cluster.clone() {
-            actix_web::rt::spawn(crate::cores::block(move || cluster.announce(change)));
-        }
-    }
+impl Deref for AppState {
+    type Target = Domain;
 
-    /// Leave for `owner` to create one more of `quota`: one creation off its rate (429
-    /// when spent), and the tier's quota that the creation must fit in.
-    pub fn creation(&self, owner: &UserInfo, quota: Quota) -> Result<Within, ApiError> {
-        self.limits.check_creation(&owner.id)?;
-        Ok(Within {
-            owner_id: owner.id.clone(),
-            quota,
-            limit: self.config.quota(&owner.tier, quota),
-        })
-    }
-
-    /// Where stored messages are read from.
-    pub fn history(&self) -> crate::db::messages::History {
-        crate::db::messages::History::new(self.pool.clone(), self.writer.recent().clone())
-    }
-
-    /// Runs blocking database work on the blocking pool with a pooled connection.
-    pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut crate::db::Conn) -> Result<T, ApiError> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        crate::cores::block(move || {
-            let mut conn = pool.get()?;
-            work(&mut conn)
-        })
-        .await?
-    }
-
-    /// Checks `principal` against a topic's permissions; also returns the topic
-    /// (`None` when it does not exist yet).
-    pub async fn authorize_topic(
-        &self,
-        principal: &Principal,
-        topic: &str,
-        action: Action,
-    ) -> Result<(Grant, Option<Arc<TopicInfo>>), ApiError> {
-        let info = self.auth.topic(topic).await?;
-        let grant = authorize(principal, topic, info.as_ref(), action)
-            .inspect_err(|e| METRICS.auth_failed(e))?;
-        Ok((grant, info))
+    fn deref(&self) -> &Domain {
+        &self.domain
     }
 }
 
@@ -114,19 +65,17 @@ impl AppState {
 struct Resolved(ApiResult<Principal>);
 
 /// The request's credentials (and its `Origin`, checked for client credentials),
-/// resolved through the caches.
+/// resolved through the caches; a password is a login attempt from the client's IP.
 fn resolve(
     state: web::Data<AppState>,
     req: &HttpRequest,
 ) -> impl Future<Output = ApiResult<Principal>> + 'static {
     let credentials = Credential::all_from_request(req);
+    req.extensions_mut()
+        .insert(access_log::Presented::of(&credentials));
     let origin = header_text(req, &[header::ORIGIN]).ok().flatten();
-    async move {
-        state
-            .auth
-            .resolve_all(credentials?, origin.as_deref())
-            .await
-    }
+    let ip = client_ip(req, state.config.behind_proxy);
+    async move { state.identify(credentials?, origin.as_deref(), ip).await }
 }
 
 /// Every handler that takes a `Principal` gets the request's credential checked.
@@ -161,14 +110,18 @@ pub fn app(
     >,
 > {
     let body_timeout = state.config.limits.body_timeout;
+    let behind_proxy = state.config.behind_proxy;
     actix_web::App::new()
         .app_data(state)
         .wrap(deadline::BodyDeadline {
             timeout: body_timeout,
         })
         .wrap(actix_web::middleware::from_fn(limit_by_ip))
+        .wrap(actix_web::middleware::from_fn(app::redirect_browsers))
         .wrap(json_errors())
         .wrap(actix_web::middleware::from_fn(cors))
+        // Outermost: it logs every answer as it leaves.
+        .wrap(access_log::AccessLog { behind_proxy })
         .configure(configure)
 }
 
@@ -176,28 +129,40 @@ pub fn app(
 /// also match them.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config(JSON_BODY_LIMIT))
-        .app_data(web::QueryConfig::default().error_handler(|e, _| {
-            ApiError::bad_request(format!("Invalid query string: {e}")).into()
-        }))
         .app_data(
-            web::PathConfig::default()
-                .error_handler(|e, _| ApiError::bad_request(format!("Invalid path: {e}")).into()),
+            web::QueryConfig::default().error_handler(|e, _| ApiError::invalid_query(e).into()),
         )
+        .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::invalid_path(e).into()))
         .service(resource("/health").route(web::get().to(health::health)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))
-        .service(resource("/").route(web::post().to(publish::publish_json)))
+        // Before `/{topic}` and the transports' pattern, which would also match.
+        .configure(app::configure)
+        .service(
+            resource("/")
+                .name(publish::ROUTES[0])
+                .route(web::get().to(openapi::index))
+                .route(web::post().to(publish::publish_json)),
+        )
+        .service(resource(openapi::DOCUMENT_PATH).route(web::get().to(openapi::document)))
         // Every other fixed path has two segments or more, so a publish is matched
         // here without trying the account routes' patterns first.
         .service(
             resource("/{topic}")
+                .name(publish::ROUTES[1])
                 .route(web::post().to(publish::publish))
                 .route(web::put().to(publish::publish)),
         )
         .configure(accounts::configure)
+        // After the account routes, whose fixed paths `/auth/{name}` would also match.
+        .configure(sign_in::configure)
         .configure(client_auth::configure)
         .configure(keys::configure)
+        .configure(webpush::configure)
         .configure(topics::configure)
         .service(resource("/api/topics/{topic}/messages").route(web::get().to(subscribe::history)))
+        // ntfy's clients ask before subscribing; a fixed last segment, so before the
+        // transports' pattern.
+        .service(resource("/{topics}/auth").route(web::get().to(subscribe::may_subscribe)))
         .service(resource("/{topics}/{transport}").route(web::get().to(subscribe::subscribe)))
         .default_service(web::to(not_found));
 }
@@ -208,11 +173,55 @@ pub(crate) fn resource(path: &str) -> actix_web::Resource {
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("Not found".into()))
+    Err(ApiError::no_route())
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// A 405 names the methods the route answers (`Allow`, as RFC 9110 asks).
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut response = HttpResponse::from_error(ApiError::MethodNotAllowed);
+    let allow = req
+        .match_pattern()
+        .and_then(|pattern| openapi::allowed_methods(&pattern));
+    if let Some(allow) = allow {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    response
+}
+
+/// A JSON body that must be an object: serde alone would also read a struct from an
+/// array of its fields' values (`[null, null]`), which no client means.
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Json<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        type Object = serde_json::Map<String, serde_json::Value>;
+        let object = <web::Json<Object> as actix_web::FromRequest>::from_request(req, payload);
+        Box::pin(async move {
+            let web::Json(object) = object.await?;
+            serde_json::from_value(serde_json::Value::Object(object))
+                .map(Json)
+                .map_err(|e| json_error(actix_web::error::JsonPayloadError::Deserialize(e)))
+        })
+    }
 }
 
 /// JSON bodies beyond this answer 413 (routes with smaller bodies set their own).
@@ -229,9 +238,9 @@ fn json_error(e: actix_web::error::JsonPayloadError) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let api = match e {
         J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::TooLarge,
-        J::ContentType => ApiError::bad_request("Expected Content-Type: application/json"),
+        J::ContentType => ApiError::bad_request(detail::EXPECTED_JSON),
         J::Payload(e) => e.into(),
-        other => ApiError::bad_request(format!("Invalid JSON body: {other}")),
+        other => ApiError::invalid_json(other),
     };
     api.into()
 }
@@ -267,7 +276,7 @@ pub fn header_text(
         if let Some(value) = req.headers().get(name) {
             return String::from_utf8(value.as_bytes().to_vec())
                 .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("Header {name} is not valid UTF-8")));
+                .map_err(|_| ApiError::header_not_utf8(name));
         }
     }
     Ok(None)
@@ -292,16 +301,26 @@ pub fn client_ip(req: &HttpRequest, behind_proxy: bool) -> Option<std::net::IpAd
     req.peer_addr().map(|a| a.ip())
 }
 
+/// Paths never rate-limited: the probes, the OpenAPI document and the web app's files
+/// (static, served from memory: they cost no more than a probe, and a browser loads
+/// several at once).
+pub(crate) fn unlimited(path: &str) -> bool {
+    is_probe(path) || path == openapi::DOCUMENT_PATH || app::is_app_path(path)
+}
+
 /// Requests without a valid credential count against their IP's quota, on every path
-/// (CORS preflights excepted): one that presents none, and one whose credential fails
-/// (counted in the metrics too), so a junk credential is no way around the limit. The
-/// credentials are resolved here once; the handler's `Principal` reuses the answer.
+/// (CORS preflights and the unlimited paths excepted: the probes `/health` and
+/// `/metrics`, the OpenAPI document, the web app's files under `/app/`): one that
+/// presents none, and one whose credential fails (counted in the metrics too), so a
+/// junk credential is no way around the limit. The credentials are resolved here once;
+/// the handler's `Principal` reuses the answer.
 pub async fn limit_by_ip(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let exempt = req.method() == actix_web::http::Method::OPTIONS || unlimited(req.path());
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let Some(state) = state.filter(|_| req.method() != actix_web::http::Method::OPTIONS) else {
+    let Some(state) = state.filter(|_| !exempt) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let resolved = resolve(state.clone(), req.request()).await;

@@ -7,8 +7,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 
 use crate::db::Page;
+use crate::error::detail;
 use crate::error::{ApiError, ApiResult};
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -16,9 +18,13 @@ pub const MAX_LIMIT: i64 = 1000;
 pub const NEXT_CURSOR: &str = "X-Next-Cursor";
 
 /// The paging parameters of a list request (others, such as `api_key`, are ignored).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Rows per page, 1-1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// The `X-Next-Cursor` of the page before.
     cursor: Option<String>,
 }
 
@@ -39,7 +45,7 @@ pub fn parse_limit(text: Option<&str>, default: i64, max: i64) -> ApiResult<i64>
     text.parse::<i64>()
         .ok()
         .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| ApiError::bad_request(format!("Invalid limit (1-{max})")))
+        .ok_or_else(|| ApiError::invalid_limit(max))
 }
 
 /// A cursor is the (`created_at`, id) of a page's last row, so the next page starts
@@ -49,7 +55,7 @@ fn encode((created_at, id): &(i64, String)) -> String {
 }
 
 fn decode(cursor: &str) -> ApiResult<(i64, String)> {
-    let invalid = || ApiError::bad_request("Invalid cursor");
+    let invalid = || ApiError::bad_request(detail::INVALID_CURSOR);
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (created_at, id) = text.split_once('.').ok_or_else(invalid)?;

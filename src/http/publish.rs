@@ -1,4 +1,5 @@
-//! Publishing: `POST`/`PUT /{topic}` with the text as body, and JSON `POST /`.
+//! Publishing: `POST`/`PUT /{topic}` with the text as body, and JSON `POST /`; the
+//! publish itself is the domain's (`service::publish`).
 
 use std::collections::HashMap;
 
@@ -6,14 +7,23 @@ use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
+use super::openapi::TopicPath;
 use super::{header_text, AppState};
-use crate::auth::permissions::{Action, Visibility};
 use crate::auth::Principal;
-use crate::broker::check_topic_name;
-use crate::broker::draft::{Draft, Fields, JSON_OVERHEAD};
-use crate::error::{ApiError, ApiResult};
-use crate::limits::Allowance;
-use crate::util::now_unix;
+use crate::error::{ApiError, ApiResult, Detail};
+use crate::model::check_topic_name;
+use crate::model::draft::{refuse_unsupported, Draft, Fields, JsonPublish, JSON_OVERHEAD};
+use crate::model::message::Message;
+use crate::service::publish::Published;
+
+/// The names of the publish routes (`POST /` and `POST`/`PUT /{topic}`), by which the
+/// access log knows a publish to time.
+pub const ROUTES: [&str; 2] = ["publish_json", "publish"];
+
+/// Whether `req` was routed to a publish.
+pub fn is_publish(req: &HttpRequest) -> bool {
+    req.match_name().is_some_and(|name| ROUTES.contains(&name))
+}
 
 /// Headers a publish may set its fields with (ntfy's names, with and without `X-`).
 const TAGS: [HeaderName; 2] = [
@@ -29,6 +39,26 @@ const PRIORITY: [HeaderName; 2] = [
     HeaderName::from_static("priority"),
 ];
 
+#[utoipa::path(method(post, put), path = "/{topic}", tag = "publish",
+    params(
+        TopicPath,
+        ("X-Title" = Option<String>, Header, description = "Also `Title`; at most 256 characters"),
+        ("X-Priority" = Option<String>, Header, description = "Also `Priority`: 1-5, `min`, `low`, `default`, `high`, `max` or `urgent`"),
+        ("X-Tags" = Option<String>, Header, description = "Also `Tags`: comma-separated, at most 10"),
+        ("title" = Option<String>, Query, description = "When no header gives it"),
+        ("priority" = Option<String>, Query, description = "When no header gives it"),
+        ("tags" = Option<String>, Query, description = "When no header gives it"),
+    ),
+    request_body(content = String, content_type = "text/plain", description = "The message text (UTF-8, at most `message_size_limit` bytes)"),
+    responses(
+        (status = 200, description = "Stored: the message object", body = Message,
+            headers(("X-RateLimit-Limit" = u32, description = "The tier's publishes per minute (limited tiers)"),
+                    ("X-RateLimit-Remaining" = u32, description = "What is left of it"))),
+        (status = 400, description = "`Message is empty`, `Message is not valid UTF-8`, `Invalid priority: …`, `Too many tags: …`, `Title too long …`, `Invalid topic name …`, `Topic name '…' is reserved`, `Unsupported header: …`", body = Detail),
+        (status = 403, description = "`Limit reached: topics` (a first publish creates the topic)", body = Detail),
+        (status = 405, description = "`Method not allowed`: a reserved name that is also a path (`health`, `metrics`)", body = Detail),
+        (status = 503, description = "`Storage full`, `Database unavailable`", body = Detail),
+    ))]
 pub async fn publish(
     principal: Principal,
     req: HttpRequest,
@@ -46,6 +76,11 @@ pub async fn publish(
         header_text(&req, &TAGS)?,
     );
     let query = query.into_inner();
+    refuse_unsupported(|name| {
+        // A value that is not text still asks for the option.
+        let header = req.headers().get(name).map(|v| v.to_str().unwrap_or("?"));
+        header.or_else(|| query.get(name).map(String::as_str))
+    })?;
     let fields = Fields {
         title: or_param(&title, &query, "title"),
         priority: or_param(&priority, &query, "priority"),
@@ -66,6 +101,16 @@ fn or_param<'a>(
         .or_else(|| query.get(name).map(String::as_str))
 }
 
+#[utoipa::path(post, path = "/", tag = "publish",
+    request_body = JsonPublish,
+    responses(
+        (status = 200, description = "Stored: the message object", body = Message,
+            headers(("X-RateLimit-Limit" = u32, description = "The tier's publishes per minute (limited tiers)"),
+                    ("X-RateLimit-Remaining" = u32, description = "What is left of it"))),
+        (status = 400, description = "`Invalid JSON body: …`, `Unsupported field: …`, and the errors of `POST /{topic}`", body = Detail),
+        (status = 403, description = "`Limit reached: topics`", body = Detail),
+        (status = 503, description = "`Storage full`, `Database unavailable`", body = Detail),
+    ))]
 pub async fn publish_json(
     principal: Principal,
     body: web::Payload,
@@ -76,25 +121,12 @@ pub async fn publish_json(
     store(&principal, Draft::from_json(&body)?, &state).await
 }
 
-/// Checks a draft, stores it durably and answers with the message object.
+/// Publishes a draft and answers with the message object as stored.
 async fn store(principal: &Principal, draft: Draft, state: &AppState) -> ApiResult<HttpResponse> {
-    let (_, topic) = state
-        .authorize_topic(principal, &draft.topic, Action::Publish)
-        .await?;
-    let config = &state.config;
-    let message =
-        draft.into_message(config.message_size_limit, config.cache_duration, now_unix())?;
-    let allowance = charge_publish(principal, state).await?;
-    if topic.is_none() {
-        if !state.config.auto_create_topics {
-            return Err(ApiError::not_found("Topic"));
-        }
-        let owner = principal.account()?;
-        state
-            .create_topic(owner, &message.topic, Visibility::Public, None, true)
-            .await?;
-    }
-    let envelope = state.writer.publish(message).await?;
+    let Published {
+        envelope,
+        allowance,
+    } = state.publish(principal, draft).await?;
     let mut response = HttpResponse::Ok();
     response.content_type("application/json");
     if let Some(a) = allowance {
@@ -103,25 +135,6 @@ async fn store(principal: &Principal, draft: Draft, state: &AppState) -> ApiResu
             .insert_header(("X-RateLimit-Remaining", a.remaining.to_string()));
     }
     Ok(response.body(envelope.json.clone().into_bytes()))
-}
-
-/// Takes one publish from the quota of the account that pays for it: the publisher's,
-/// or for a topic token the topic owner's.
-async fn charge_publish(principal: &Principal, state: &AppState) -> ApiResult<Option<Allowance>> {
-    let account = match principal {
-        Principal::Account { user, .. } => user.clone(),
-        Principal::TopicToken { token, .. } => state
-            .auth
-            .user(&token.owner_id)
-            .await?
-            .ok_or(ApiError::InvalidCredentials)?,
-        Principal::Anonymous => return Err(ApiError::NotAuthenticated),
-        Principal::Client { .. } => return Err(ApiError::Forbidden),
-    };
-    state
-        .limits
-        .charge_publish(&account.id, &account.tier)
-        .await
 }
 
 /// Reads a request body, refusing it as soon as it passes `limit` bytes.

@@ -1,22 +1,19 @@
-//! Topics (create, list, get, change, delete) and their access tokens.
+//! Topics (create, list, get, change, delete) and their access tokens: the routes and
+//! how the API shows them; the operations are the domain's (`service::topics`,
+//! `service::tokens`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 
-use super::keys::{check_name, parse_expiry};
+use super::openapi::TopicPath;
 use super::paging::{self, PageQuery};
-use super::{resource, AppState};
-use crate::auth::permissions::{TopicInfo, Visibility};
-use crate::auth::secrets::{digest, new_id, random_secret, TOPIC_TOKEN_PREFIX};
-use crate::auth::{Principal, UserInfo};
-use crate::broker::check_topic_name;
-use crate::cluster::Change;
-use crate::config::Quota;
-use crate::db;
-use crate::db::topics::{TokenRow, TopicRow, TopicWithOwner};
-use crate::error::{ApiError, ApiResult};
-use crate::util::{now_unix, rfc3339, rfc3339_opt};
+use super::{resource, AppState, Json};
+use crate::auth::Principal;
+use crate::db::topics::{TokenRow, TopicWithOwner};
+use crate::error::{ApiResult, Detail};
+use crate::service::tokens::TokenRequest;
+use crate::util::{rfc3339, rfc3339_opt};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -40,153 +37,118 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn topic_view((topic, owner_name): TopicWithOwner) -> serde_json::Value {
-    json!({
-        "name": topic.name,
-        "visibility": topic.visibility,
-        "description": topic.description,
-        "owner": {"id": topic.owner_id, "username": owner_name},
-        "created_at": rfc3339(topic.created_at),
-    })
-}
-
-fn topic_not_found() -> ApiError {
-    ApiError::not_found("Topic")
-}
-
-fn parse_visibility(text: &str) -> ApiResult<Visibility> {
-    Visibility::parse(text).ok_or_else(|| {
-        ApiError::Unprocessable("visibility must be \"public\" or \"private\"".into())
-    })
-}
-
-impl AppState {
-    /// Creates a topic owned by `owner`, within its quota and creation rate. With
-    /// `if_absent`, an existing topic is not an error (auto-creation on first
-    /// publish); otherwise it is a 409.
-    pub async fn create_topic(
-        &self,
-        owner: &UserInfo,
-        name: &str,
-        visibility: Visibility,
-        description: Option<String>,
-        if_absent: bool,
-    ) -> ApiResult<TopicWithOwner> {
-        check_topic_name(name)?;
-        let within = self.creation(owner, Quota::Topics)?;
-        let row = TopicRow {
-            name: name.to_string(),
-            owner_id: owner.id.clone(),
-            visibility: visibility.as_str().into(),
-            description,
-            created_at: now_unix(),
-        };
-        let stored = row.clone();
-        let created = self
-            .db(move |conn| {
-                // A name already taken is no creation, so it does not count.
-                if db::topics::exists(conn, &stored.name)? {
-                    return Ok(false);
-                }
-                within.create(conn, |conn| {
-                    Ok(db::topics::insert_if_absent(conn, &stored)?)
-                })
-            })
-            .await?;
-        if !created && !if_absent {
-            return Err(ApiError::Conflict("Topic already exists".into()));
-        }
-        // Anyone who subscribed before a private topic existed read it as public.
-        let became = (created && visibility == Visibility::Private).then_some(visibility);
-        self.changed(Change::TopicChanged {
-            name: name.to_string(),
-            became,
-        });
-        Ok((row, owner.username.clone()))
-    }
-
-    /// The topic `name` if `principal` owns it: 404 when it is missing or private to
-    /// someone else, 403 when it is someone else's public topic.
-    async fn owned_topic(
-        &self,
-        principal: &Principal,
-        name: &str,
-    ) -> ApiResult<(std::sync::Arc<UserInfo>, std::sync::Arc<TopicInfo>)> {
-        let user = principal.account()?.clone();
-        let topic = self.auth.topic(name).await?.ok_or_else(topic_not_found)?;
-        if topic.owner_id != user.id {
-            return Err(match topic.visibility {
-                Visibility::Public => ApiError::Forbidden,
-                Visibility::Private => topic_not_found(),
-            });
-        }
-        Ok((user, topic))
-    }
-
-    async fn topic_with_owner(&self, name: &str) -> ApiResult<TopicWithOwner> {
-        let name = name.to_string();
-        self.db(move |conn| Ok(db::topics::get_with_owner(conn, &name)?))
-            .await?
-            .ok_or_else(topic_not_found)
-    }
-}
-
-#[derive(Deserialize)]
-struct CreateTopic {
+/// A topic as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Topic)]
+pub struct TopicView {
     name: String,
+    /// `public` or `private`.
+    visibility: String,
+    description: Option<String>,
+    owner: Owner,
+    created_at: String,
+}
+
+/// Who owns a topic.
+#[derive(Serialize, ToSchema)]
+pub struct Owner {
+    id: String,
+    username: String,
+}
+
+fn topic_view((topic, owner_name): TopicWithOwner) -> TopicView {
+    TopicView {
+        name: topic.name,
+        visibility: topic.visibility,
+        description: topic.description,
+        owner: Owner {
+            id: topic.owner_id,
+            username: owner_name,
+        },
+        created_at: rfc3339(topic.created_at),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateTopic {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    name: String,
+    /// `public` (the default) or `private`.
+    #[schema(pattern = "^(public|private)$")]
     visibility: Option<String>,
     description: Option<String>,
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/topics", tag = "topics", operation_id = "create_topic",
+    request_body = CreateTopic,
+    responses(
+        (status = 201, description = "The topic", body = TopicView),
+        (status = 403, description = "`Limit reached: topics`", body = Detail),
+        (status = 409, description = "`Topic already exists`", body = Detail),
+        (status = 422, description = "`visibility must be \"public\" or \"private\"`", body = Detail),
+    ))]
+pub async fn create(
     principal: Principal,
-    body: web::Json<CreateTopic>,
+    body: Json<CreateTopic>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let user = principal.account()?;
     let body = body.into_inner();
-    let visibility = parse_visibility(body.visibility.as_deref().unwrap_or("public"))?;
     let topic = state
-        .create_topic(user, &body.name, visibility, body.description, false)
+        .create_topic(
+            &principal,
+            &body.name,
+            body.visibility.as_deref(),
+            body.description,
+        )
         .await?;
     Ok(HttpResponse::Created().json(topic_view(topic)))
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/topics", tag = "topics", operation_id = "list_topics",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "The account's topics, oldest first; `X-Next-Cursor` and `Link` when more follow", body = [TopicView]),
+    ))]
+pub async fn list(
     principal: Principal,
     req: HttpRequest,
     query: web::Query<PageQuery>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let user_id = principal.account()?.id.clone();
-    let page = query.page()?;
-    let wanted = page.clone();
-    let topics = state
-        .db(move |conn| Ok(db::topics::owned_by(conn, &user_id, &wanted)?))
-        .await?;
+    let topics = state.topics(&principal, query.page()).await?;
     let position = |(t, _): &TopicWithOwner| (t.created_at, t.name.clone());
-    Ok(paging::respond(&req, &page, topics, position, topic_view))
+    Ok(paging::respond(
+        &req,
+        &topics.page,
+        topics.rows,
+        position,
+        topic_view,
+    ))
 }
 
-async fn get(
+#[utoipa::path(get, path = "/api/topics/{topic}", tag = "topics", operation_id = "get_topic",
+    params(TopicPath),
+    security(()),
+    responses(
+        (status = 200, description = "The topic (the owner's; anyone's if public)", body = TopicView),
+        (status = 404, description = "`Topic not found` (also someone else's private topic)", body = Detail),
+    ))]
+pub async fn get(
     principal: Principal,
     name: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let topic = state.auth.topic(&name).await?.ok_or_else(topic_not_found)?;
-    let is_owner =
-        matches!(&principal, Principal::Account { user, .. } if user.id == topic.owner_id);
-    if topic.visibility == Visibility::Private && !is_owner {
-        return Err(topic_not_found());
-    }
-    Ok(HttpResponse::Ok().json(topic_view(state.topic_with_owner(&name).await?)))
+    Ok(HttpResponse::Ok().json(topic_view(state.topic(&principal, &name).await?)))
 }
 
-#[derive(Deserialize)]
-struct UpdateTopic {
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateTopic {
+    /// `public` or `private`; left out: kept.
+    #[schema(pattern = "^(public|private)$")]
     visibility: Option<String>,
     /// Absent: keep; `null`: clear; text: replace.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
 }
 
@@ -195,64 +157,63 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/topics/{topic}", tag = "topics", operation_id = "update_topic",
+    params(TopicPath),
+    request_body = UpdateTopic,
+    responses(
+        (status = 200, description = "The topic as changed", body = TopicView),
+        (status = 404, description = "`Topic not found`", body = Detail),
+        (status = 422, description = "`visibility must be \"public\" or \"private\"`", body = Detail),
+    ))]
+pub async fn update(
     principal: Principal,
     name: web::Path<String>,
-    body: web::Json<UpdateTopic>,
+    body: Json<UpdateTopic>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let (_, topic) = state.owned_topic(&principal, &name).await?;
     let body = body.into_inner();
-    let visibility = match body.visibility.as_deref() {
-        Some(v) => parse_visibility(v)?,
-        None => topic.visibility,
-    };
-    let (current, _) = state.topic_with_owner(&name).await?;
-    let description = body.description.unwrap_or(current.description);
-    let topic_name = name.clone();
-    state
-        .db(move |conn| {
-            Ok(db::topics::update(
-                conn,
-                &topic_name,
-                visibility.as_str(),
-                description.as_deref(),
-            )?)
-        })
+    let topic = state
+        .update_topic(
+            &principal,
+            &name,
+            body.visibility.as_deref(),
+            body.description,
+        )
         .await?;
-    state.changed(Change::TopicChanged {
-        name: name.to_string(),
-        became: (visibility != topic.visibility).then_some(visibility),
-    });
-    Ok(HttpResponse::Ok().json(topic_view(state.topic_with_owner(&name).await?)))
+    Ok(HttpResponse::Ok().json(topic_view(topic)))
 }
 
-async fn delete(
+#[utoipa::path(delete, path = "/api/topics/{topic}", tag = "topics", operation_id = "delete_topic",
+    params(TopicPath),
+    responses(
+        (status = 204, description = "Deleted with its messages and tokens; its subscribers are disconnected"),
+        (status = 404, description = "`Topic not found`", body = Detail),
+    ))]
+pub async fn delete(
     principal: Principal,
     name: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    state.owned_topic(&principal, &name).await?;
-    let topic_name = name.clone();
-    state
-        .db(move |conn| Ok(db::topics::delete(conn, &topic_name)?))
-        .await?;
-    state.changed(Change::TopicDeleted {
-        name: name.to_string(),
-    });
-    state.writer.delete_topic(name.into_inner()).await?;
+    state.delete_topic(&principal, name.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// A topic access token as the API shows it; `token` only right after it was made.
-#[derive(Serialize)]
-struct TokenView {
+#[derive(Serialize, ToSchema)]
+#[schema(as = AccessToken)]
+pub struct TokenView {
     id: String,
+    /// The secret (`tk_…`): only when the token is made.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     token: Option<String>,
     name: String,
     topic: String,
+    /// `publish`, `subscribe`.
+    #[schema(value_type = Vec<String>)]
     permissions: Vec<&'static str>,
+    /// `read`, `write` or `read_write`.
+    #[schema(value_type = String)]
     access_level: &'static str,
     can_read: bool,
     can_write: bool,
@@ -292,118 +253,67 @@ impl TokenView {
     }
 }
 
-#[derive(Deserialize)]
-struct CreateToken {
-    name: Option<String>,
-    permissions: Option<Vec<String>>,
-    access_level: Option<String>,
-    expires_at: Option<String>,
-}
-
-/// `permissions: ["publish","subscribe"]` or `access_level: read|write|read_write`
-/// as (can_read, can_write).
-fn token_rights(body: &CreateToken) -> ApiResult<(bool, bool)> {
-    let invalid = |what: &str| ApiError::Unprocessable(what.to_string());
-    if let Some(permissions) = &body.permissions {
-        let mut rights = (false, false);
-        for p in permissions {
-            match p.as_str() {
-                "subscribe" | "read" => rights.0 = true,
-                "publish" | "write" => rights.1 = true,
-                _ => {
-                    return Err(invalid(
-                        "permissions may hold \"publish\" and \"subscribe\"",
-                    ))
-                }
-            }
-        }
-        if rights == (false, false) {
-            return Err(invalid("permissions must not be empty"));
-        }
-        return Ok(rights);
-    }
-    match body.access_level.as_deref() {
-        Some("read") => Ok((true, false)),
-        Some("write") => Ok((false, true)),
-        Some("read_write") => Ok((true, true)),
-        _ => Err(invalid(
-            "give permissions ([\"publish\",\"subscribe\"]) or access_level (read, write, read_write)",
-        )),
-    }
-}
-
-async fn create_token(
+#[utoipa::path(post, path = "/api/topics/{topic}/access-tokens", tag = "tokens",
+    params(TopicPath),
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "The token, with its secret (shown once)", body = TokenView),
+        (status = 400, description = "`Topic access tokens are only available for private topics`", body = Detail),
+        (status = 403, description = "`Limit reached: topic tokens`", body = Detail),
+        (status = 404, description = "`Topic not found`", body = Detail),
+        (status = 422, description = "Bad `permissions`, `access_level`, `name` or `expires_at` (see the error table)", body = Detail),
+    ))]
+pub async fn create_token(
     principal: Principal,
     topic: web::Path<String>,
-    body: web::Json<CreateToken>,
+    body: Json<TokenRequest>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let (user, info) = state.owned_topic(&principal, &topic).await?;
-    if info.visibility == Visibility::Public {
-        return Err(ApiError::bad_request(
-            "Topic access tokens are only available for private topics",
-        ));
-    }
-    let (can_read, can_write) = token_rights(&body)?;
-    let within = state.creation(&user, Quota::TopicTokens)?;
-    let body = body.into_inner();
-    let secret = random_secret(TOPIC_TOKEN_PREFIX);
-    let row = TokenRow {
-        id: new_id(),
-        topic: topic.into_inner(),
-        name: check_name(body.name, "Access token")?,
-        token_hash: digest(&secret),
-        can_read,
-        can_write,
-        created_by: user.id.clone(),
-        created_at: now_unix(),
-        expires_at: parse_expiry(body.expires_at.as_deref())?,
-        last_used_at: None,
-        total_requests: 0,
-    };
-    let stored = row.clone();
-    state
-        .db(move |conn| within.create(conn, |conn| Ok(db::topics::insert_token(conn, &stored)?)))
+    let token = state
+        .create_token(&principal, topic.into_inner(), body.into_inner())
         .await?;
-    Ok(HttpResponse::Created().json(TokenView::new(row, Some(secret))))
+    Ok(HttpResponse::Created().json(TokenView::new(token.row, Some(token.secret))))
 }
 
-async fn list_tokens(
+#[utoipa::path(get, path = "/api/topics/{topic}/access-tokens", tag = "tokens",
+    params(TopicPath, PageQuery),
+    responses(
+        (status = 200, description = "The topic's tokens, oldest first, without their secrets; `X-Next-Cursor` and `Link` when more follow", body = [TokenView]),
+        (status = 404, description = "`Topic not found`", body = Detail),
+    ))]
+pub async fn list_tokens(
     principal: Principal,
     req: HttpRequest,
     topic: web::Path<String>,
     query: web::Query<PageQuery>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    state.owned_topic(&principal, &topic).await?;
-    let page = query.page()?;
-    let wanted = page.clone();
-    let auth = state.auth.clone();
-    let rows = state
-        .db(move |conn| {
-            auth.usage().flush(conn);
-            Ok(db::topics::tokens_of(conn, &topic, &wanted)?)
-        })
+    let tokens = state
+        .topic_tokens(&principal, topic.into_inner(), query.page())
         .await?;
     let position = |r: &TokenRow| (r.created_at, r.id.clone());
     let view = |r| TokenView::new(r, None);
-    Ok(paging::respond(&req, &page, rows, position, view))
+    Ok(paging::respond(
+        &req,
+        &tokens.page,
+        tokens.rows,
+        position,
+        view,
+    ))
 }
 
-async fn revoke_token(
+#[utoipa::path(delete, path = "/api/topics/{topic}/access-tokens/{id}", tag = "tokens",
+    params(TopicPath, ("id" = String, Path, description = "The token's id")),
+    responses(
+        (status = 204, description = "Revoked: the token gets 401 from now on, and its live streams are closed"),
+        (status = 404, description = "`Topic not found`, `Access token not found`", body = Detail),
+    ))]
+pub async fn revoke_token(
     principal: Principal,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let (topic, id) = path.into_inner();
-    state.owned_topic(&principal, &topic).await?;
-    let (t, i) = (topic.clone(), id.clone());
-    let deleted = state
-        .db(move |conn| Ok(db::topics::delete_token(conn, &t, &i)?))
-        .await?;
-    if deleted == 0 {
-        return Err(ApiError::not_found("Access token"));
-    }
-    state.changed(Change::TokenRevoked { topic, id });
+    state.revoke_token(&principal, topic, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

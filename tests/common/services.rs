@@ -43,6 +43,18 @@ pub fn create_database(admin_url: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// Drops the database of `url` (made by [`create_database`] on the cluster of
+/// `admin_url`), closing what still uses it; a failure only leaves it behind.
+pub fn drop_database(admin_url: &str, url: &str) {
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    if let Ok(mut conn) = PgConnection::establish(admin_url) {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn);
+    }
+}
+
 /// A free TCP port on 127.0.0.1, below the ephemeral range so that no client
 /// connection of the tests takes it while a service restarts on it.
 pub fn free_port() -> u16 {

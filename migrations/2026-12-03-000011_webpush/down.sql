@@ -1,0 +1,3 @@
+DROP TABLE webpush_queue;
+DROP TABLE webpush_topics;
+DROP TABLE webpush_subscriptions;
