@@ -101,14 +101,19 @@ fn refused(kind: Limit, limit: u32, wait: Duration) -> ApiError {
     ApiError::rate_limited(limit, wait)
 }
 
-/// Failed attempts per key (GCRA, as governor does it). An attempt is charged before
-/// it is made and given back when it succeeds: a check made before any answer would
-/// let a burst of concurrent attempts all through, and governor cannot give a charge
-/// back.
-struct Failures {
+/// A keyed quota counted as governor and the cluster's Redis script count theirs
+/// (GCRA: a burst of the whole quota, one cell back every `window / limit`), which can
+/// also give a charge back and say what is left without charging — two things
+/// governor cannot do. Failed logins need the first: an attempt is charged before it
+/// is made and given back when it succeeds (a check made before any answer would let
+/// a burst of concurrent attempts all through). Publishes need the second: an account
+/// is shown what is left of its minute.
+struct Cells {
+    /// What it limits, for the metrics.
+    kind: Limit,
     limit: u32,
     window: Duration,
-    /// One attempt comes back every `interval`.
+    /// One cell comes back every `interval`.
     interval: Duration,
     /// How far ahead of now the theoretical arrival time may be: the rest of the burst.
     tolerance: Duration,
@@ -116,11 +121,12 @@ struct Failures {
     tat: DashMap<String, Instant>,
 }
 
-impl Failures {
+impl Cells {
     /// `None` for 0 (unlimited).
-    fn new(limit: u32, window: Duration) -> Option<Self> {
+    fn new(kind: Limit, limit: u32, window: Duration) -> Option<Self> {
         let interval = window.checked_div(limit)?.max(Duration::from_nanos(1));
         Some(Self {
+            kind,
             limit,
             window,
             interval,
@@ -129,17 +135,32 @@ impl Failures {
         })
     }
 
-    /// Charges one attempt of `key`, or refuses it while the key is over its quota.
+    /// The quota of `limit` per `window`: `old` when that is its quota already (so
+    /// what it counted holds), else a fresh one.
+    fn keep_or_new(
+        old: Option<&Arc<Self>>,
+        kind: Limit,
+        limit: u32,
+        window: Duration,
+    ) -> Option<Arc<Self>> {
+        match old {
+            Some(old) if old.limit == limit && old.window == window => Some(old.clone()),
+            _ => Self::new(kind, limit, window).map(Arc::new),
+        }
+    }
+
+    /// How far ahead of `now` the key's theoretical arrival time is.
+    fn ahead(&self, key: &str, now: Instant) -> Duration {
+        (self.tat.get(key)).map_or(Duration::ZERO, |tat| tat.saturating_duration_since(now))
+    }
+
+    /// Charges one cell of `key`, or refuses it while the key is over its quota.
     fn take(&self, key: &str) -> Result<Allowance, ApiError> {
         let now = Instant::now();
         let mut tat = self.tat.entry(key.to_string()).or_insert(now);
         let ahead = tat.saturating_duration_since(now);
         if ahead > self.tolerance {
-            return Err(refused(
-                Limit::LoginEmail,
-                self.limit,
-                ahead - self.tolerance,
-            ));
+            return Err(refused(self.kind, self.limit, ahead - self.tolerance));
         }
         *tat = now.max(*tat) + self.interval;
         let remaining = (self.tolerance - ahead).as_nanos() / self.interval.as_nanos();
@@ -149,13 +170,22 @@ impl Failures {
         })
     }
 
-    /// Gives back an attempt of `key` that succeeded.
+    /// How many cells `key` could take now, without taking any.
+    fn left(&self, key: &str) -> u32 {
+        match self.tolerance.checked_sub(self.ahead(key, Instant::now())) {
+            Some(room) => (room.as_nanos() / self.interval.as_nanos()) as u32 + 1,
+            None => 0,
+        }
+    }
+
+    /// Gives back a cell of `key` (an attempt that succeeded).
     fn give_back(&self, key: &str) {
         if let Some(mut tat) = self.tat.get_mut(key) {
             *tat = tat.checked_sub(self.interval).unwrap_or(*tat);
         }
     }
 
+    /// Forgets keys whose quota is full again.
     fn evict(&self) {
         let now = Instant::now();
         self.tat.retain(|_, tat| *tat > now);
@@ -209,20 +239,20 @@ pub struct LoginAttempt {
 /// Every limiter of one configuration.
 struct Table {
     per_ip: [Option<Arc<Limiter<IpAddr>>>; 4],
-    login_failures: Option<Arc<Failures>>,
-    tiers: HashMap<String, Arc<Limiter<String>>>,
+    login_failures: Option<Arc<Cells>>,
+    tiers: HashMap<String, Arc<Cells>>,
     creations: Option<Arc<Limiter<String>>>,
 }
 
 impl Table {
     /// The limiters of `limits`, keeping those of `old` whose quota is the same.
     fn new(limits: &LimitsConfig, old: Option<&Table>) -> Self {
-        let failures = old.and_then(|o| o.login_failures.as_ref());
-        let (failed, window) = (limits.login_failures_per_email, limits.login_window);
-        let login_failures = match failures {
-            Some(f) if f.limit == failed && f.window == window => Some(f.clone()),
-            _ => Failures::new(failed, window).map(Arc::new),
-        };
+        let login_failures = Cells::keep_or_new(
+            old.and_then(|o| o.login_failures.as_ref()),
+            Limit::LoginEmail,
+            limits.login_failures_per_email,
+            limits.login_window,
+        );
         Self {
             per_ip: PerIp::ALL.map(|what| {
                 let (limit, period) = what.quota(limits);
@@ -233,7 +263,7 @@ impl Table {
             tiers: (limits.tiers.iter())
                 .filter_map(|(tier, n)| {
                     let old = old.and_then(|o| o.tiers.get(tier));
-                    let limiter = Limiter::keep_or_new(old, Limit::Publish, *n, MINUTE)?;
+                    let limiter = Cells::keep_or_new(old, Limit::Publish, *n, MINUTE)?;
                     Some((tier.clone(), limiter))
                 })
                 .collect(),
@@ -320,7 +350,7 @@ impl Limits {
         self.table()
             .tiers
             .get(tier)
-            .map(|l| l.check(&account.to_string()))
+            .map(|l| l.take(account))
             .transpose()
     }
 
@@ -354,7 +384,22 @@ impl Limits {
                 return charged.map(Some);
             }
         }
-        limiter.check(&account.to_string()).map(Some)
+        limiter.take(account).map(Some)
+    }
+
+    /// What is left of `account`'s publish quota on `tier` this minute, without
+    /// charging it: across the cluster when there is one and Redis answers. `None` for
+    /// an unlimited tier.
+    pub async fn publish_left(&self, account: &str, tier: &str) -> Option<u32> {
+        let limiter = self.table().tiers.get(tier).cloned()?;
+        if let Some(cluster) = self.cluster.clone() {
+            let (id, per_minute) = (account.to_string(), limiter.limit);
+            let left = crate::cores::block(move || cluster.left(&id, per_minute)).await;
+            if let Ok(Some(left)) = left {
+                return Some(left);
+            }
+        }
+        Some(limiter.left(account))
     }
 
     /// Forgets keys whose quota is full again.
@@ -373,7 +418,7 @@ impl Limits {
         let table = self.table();
         let per_ip: usize = table.per_ip.iter().flatten().map(|l| l.limiter.len()).sum();
         per_ip
-            + table.tiers.values().map(|l| l.limiter.len()).sum::<usize>()
+            + table.tiers.values().map(|l| l.tat.len()).sum::<usize>()
             + table.login_failures.as_ref().map_or(0, |f| f.tat.len())
             + table.creations.as_ref().map_or(0, |l| l.limiter.len())
     }
@@ -456,7 +501,7 @@ mod tests {
 
     #[test]
     fn failures_are_charged_first_and_given_back_on_success() {
-        let failures = Failures::new(3, Duration::from_millis(300)).unwrap();
+        let failures = Cells::new(Limit::LoginEmail, 3, Duration::from_millis(300)).unwrap();
         // Attempts that succeed give their charge back: no limit for them.
         for _ in 0..10 {
             assert_eq!(failures.take("a").unwrap().remaining, 2);
@@ -481,6 +526,21 @@ mod tests {
         std::thread::sleep(Duration::from_millis(310));
         failures.evict();
         assert!(failures.tat.is_empty());
+    }
+
+    #[test]
+    fn what_is_left_is_told_without_charging() {
+        let cells = Cells::new(Limit::Publish, 3, Duration::from_millis(300)).unwrap();
+        assert_eq!((cells.left("a"), cells.left("a")), (3, 3));
+        cells.take("a").unwrap();
+        assert_eq!(cells.left("a"), 2);
+        cells.take("a").unwrap();
+        cells.take("a").unwrap();
+        assert_eq!(cells.left("a"), 0);
+        assert!(cells.take("a").is_err());
+        assert_eq!(cells.left("b"), 3, "keys are separate");
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(cells.left("a"), 1, "one cell back every 100 ms");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use actix_web::web;
 use crate::auth::permissions::Revocation;
 use crate::auth::Auth;
 use crate::broker::Broker;
-use crate::cluster::Cluster;
+use crate::cluster::{self, Change, Cluster};
 use crate::config::{Config, Overrides};
 use crate::db::{self, Pool};
 use crate::http::{self, front, AppState};
@@ -93,14 +93,6 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<(), String> {
     let auth = Auth::start(pool.clone(), jwt_secret(&config, &pool)?.as_bytes(), 2);
     spawn_pruner(writer.clone(), config.cache_duration);
     spawn_auth_upkeep(auth.clone(), pool.clone(), broker.clone());
-    if let Some(cluster) = &cluster {
-        let (auth2, pool2, broker2) = (auth.clone(), pool.clone(), broker.clone());
-        cluster.listen(broker.clone(), auth.clone(), move || {
-            auth2.clear();
-            recheck_subscriptions(&pool2, &broker2);
-        });
-    }
-
     let base_url = (config.base_url.clone()).unwrap_or_else(|| format!("http://{addr}"));
     let sign_in = Providers::new(&config, &base_url)?;
     sign_in.discover().await;
@@ -108,6 +100,15 @@ pub async fn run(config: Config, overrides: Overrides) -> Result<(), String> {
     let allow_private = config.webhooks.allow_private;
     let push = Push::new(vapid, pool.clone(), base_url.clone(), allow_private)?;
     push.spawn();
+    if let Some(cluster) = &cluster {
+        let hooks = ClusterHooks {
+            auth: auth.clone(),
+            pool: pool.clone(),
+            broker: broker.clone(),
+            push: push.clone(),
+        };
+        cluster.listen(broker.clone(), auth.clone(), hooks);
+    }
     let state = web::Data::new(AppState {
         domain: Domain::new(
             config.clone(),
@@ -342,6 +343,28 @@ fn spawn_limit_eviction(state: web::Data<AppState>) {
             state.limits.evict();
         }
     });
+}
+
+/// What this node does with what the cluster listener hears, beyond the caches and
+/// subscriptions it updates itself.
+struct ClusterHooks {
+    auth: Auth,
+    pool: Pool,
+    broker: Broker,
+    push: Push,
+}
+
+impl cluster::Hooks for ClusterHooks {
+    fn resync(&self) {
+        self.auth.clear();
+        recheck_subscriptions(&self.pool, &self.broker);
+    }
+
+    fn changed(&self, change: &Change) {
+        if let Change::PushSubscribed { topics } = change {
+            self.push.watch(topics);
+        }
+    }
 }
 
 /// After changes this node did not see (another process, or a Redis outage), closes

@@ -209,10 +209,14 @@ async fn cluster_a_free_account_gets_its_quota_once_across_nodes() {
         "[limits]\ndefault_tier = \"free\"\nanonymous_per_minute = 0\n",
     )
     .await;
-    let owner = register(&c.nodes[0], "owner").await.key();
+    let account = register(&c.nodes[0], "owner").await;
+    let owner = account.key();
     for i in 0..10 {
         let got = publish_as(&c.nodes[i % 2], "quota", &owner, "within").await;
         assert_status(&got, 200, &format!("publish {i}"));
+        // Each node tells what is left of the one cluster-wide quota.
+        let (_, me) = get(&c.nodes[(i + 1) % 2], "/api/me", &account.jwt()).await;
+        assert_eq!(me["publish_remaining"], 9 - i, "{me}");
     }
     for node in &c.nodes {
         let got = publish_as(node, "quota", &owner, "over").await;
@@ -340,4 +344,45 @@ fn header<S>(resp: &awc::ClientResponse<S>, name: &str) -> String {
         .to_str()
         .unwrap()
         .to_string()
+}
+
+#[actix_rt::test]
+async fn cluster_a_push_subscription_made_on_one_node_is_pushed_from_another_at_once() {
+    let sections = format!("{UNLIMITED}[webhooks]\nallow_private = true\n");
+    let c = cluster(2, &sections).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let owner = register(a, "pusher").await;
+    create_topic(a, &owner.key(), "paged", "private").await;
+    let endpoint = webpush::PushEndpoint::start().await;
+    let keys = webpush::BrowserKeys::new();
+    let body = serde_json::json!({
+        "endpoint": endpoint.url("phone"), "keys": keys.json(), "topics": ["paged"],
+    });
+    let got = post(a, "/api/webpush/subscriptions", &owner.jwt(), &body).await;
+    assert_status(&got, 201, "subscribe on node A");
+    // Node B reads the subscribed topics again only every 10 s; the cluster tells it
+    // at once. It publishes until a push arrives, for 3 s at most.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut sent = Vec::new();
+    while endpoint.received().is_empty() && Instant::now() < deadline {
+        let text = format!("page {}", sent.len());
+        assert_status(
+            &publish_as(b, "paged", &owner.key(), &text).await,
+            200,
+            "publish",
+        );
+        sent.push(text);
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let received = endpoint.received();
+    assert!(
+        !received.is_empty(),
+        "no push within 3 s of {} publishes on node B",
+        sent.len()
+    );
+    let message = keys.decrypt(&received[0]);
+    assert!(
+        sent.iter().any(|t| message["message"] == t.as_str()),
+        "{message}"
+    );
 }

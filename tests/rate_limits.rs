@@ -192,11 +192,16 @@ async fn a_free_account_publishes_10_per_minute_with_decreasing_remaining() {
     let server = publish_limits_server("");
     let account = register(&server, "free_pub").await;
     let topic = unique_topic("free");
+    let left =
+        || async { get(&server, "/api/me", &account.jwt()).await.1["publish_remaining"].clone() };
+    assert_eq!(left().await, 10, "all of the minute is left");
+    assert_eq!(left().await, 10, "telling what is left charges nothing");
     for i in 0..10u64 {
         let reply = publish(&server, &topic, &account.key(), &format!("m{i}")).await;
         assert_allowed(&reply, 10, 9 - i);
         assert_eq!(reply.body["message"], format!("m{i}"), "{}", reply.body);
     }
+    assert_eq!(left().await, 0, "nothing left after the whole quota");
     let refused = publish(&server, &topic, &account.key(), "one too many").await;
     refused.assert_rate_limited(10);
     // 10 per minute refills one every 6 s.

@@ -25,11 +25,15 @@ pub enum Change {
     TopicDeleted { name: String },
     /// An account's browser access changed (signing key, security mode or origins).
     ClientAccess { user_id: String },
+    /// A Web Push subscription was made for these topics: every node must queue
+    /// pushes for their messages from now on.
+    PushSubscribed { topics: Vec<String> },
 }
 
 impl Change {
     /// Forgets what the caches hold about it and closes the live subscriptions it
-    /// takes away.
+    /// takes away (a Web Push subscription takes nothing away: the listener's
+    /// `changed` hook tells the push queue).
     pub fn apply(&self, auth: &Auth, broker: &Broker) {
         match self {
             Self::ApiKeyRevoked { id } => {
@@ -57,6 +61,7 @@ impl Change {
                 auth.forget_client(user_id);
                 broker.revoke(None, Revocation::ClientAccess(user_id.clone()));
             }
+            Self::PushSubscribed { .. } => {}
         }
     }
 }

@@ -29,7 +29,29 @@ redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
 return {1, 0, math.floor((now - allow_at) / interval)}
 ";
 
+/// The same keys and arguments as [`GCRA`]; returns how many publishes the quota
+/// would take now, without charging any.
+const LEFT: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local left = math.floor((now - (tat - interval * burst)) / interval)
+if left < 0 then left = 0 end
+if left > burst then left = burst end
+return left
+";
+
 static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA));
+static LEFT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LEFT));
+
+/// The account's limiter key and the milliseconds between two cells.
+fn quota_key(account: &str, per_minute: u32) -> (String, u64) {
+    let interval_ms = (60_000 / u64::from(per_minute.max(1))).max(1);
+    (format!("tidings:quota:{account}"), interval_ms)
+}
 
 /// Charges one publish of `account` against `per_minute`.
 pub fn charge(
@@ -37,9 +59,9 @@ pub fn charge(
     account: &str,
     per_minute: u32,
 ) -> redis::RedisResult<Result<Allowance, ApiError>> {
-    let interval_ms = (60_000 / u64::from(per_minute.max(1))).max(1);
+    let (key, interval_ms) = quota_key(account, per_minute);
     let (allowed, wait_ms, remaining): (i64, i64, i64) = SCRIPT
-        .key(format!("tidings:quota:{account}"))
+        .key(key)
         .arg(interval_ms)
         .arg(per_minute)
         .invoke(conn)?;
@@ -54,4 +76,19 @@ pub fn charge(
             Duration::from_millis(wait_ms.max(1) as u64),
         ))
     })
+}
+
+/// What is left of `account`'s quota of `per_minute`, without charging it.
+pub fn left(
+    conn: &mut redis::Connection,
+    account: &str,
+    per_minute: u32,
+) -> redis::RedisResult<u32> {
+    let (key, interval_ms) = quota_key(account, per_minute);
+    let left: i64 = LEFT_SCRIPT
+        .key(key)
+        .arg(interval_ms)
+        .arg(per_minute)
+        .invoke(conn)?;
+    Ok(u32::try_from(left).unwrap_or(0))
 }

@@ -105,13 +105,14 @@ impl Cluster {
     }
 
     /// Starts the listener thread: it hands other nodes' messages to `broker` and
-    /// applies their changes; after every (re)connection it calls `resync`, since
-    /// changes may have been missed while Redis was away.
-    pub fn listen(&self, broker: Broker, auth: Auth, resync: impl Fn() + Send + 'static) {
+    /// applies their changes, then tells `hooks` of each; after every (re)connection
+    /// it calls `hooks.resync`, since changes may have been missed while Redis was
+    /// away.
+    pub fn listen(&self, broker: Broker, auth: Auth, hooks: impl Hooks) {
         let cluster = self.clone();
         std::thread::Builder::new()
             .name("tidings-cluster".into())
-            .spawn(move || cluster.run_listener(&broker, &auth, &resync))
+            .spawn(move || cluster.run_listener(&broker, &auth, &hooks))
             .expect("start cluster listener thread");
     }
 
@@ -151,6 +152,15 @@ impl Cluster {
                 None
             }
         }
+    }
+
+    /// What is left of the account's cluster-wide quota, without charging it; `None`
+    /// when Redis cannot answer.
+    pub fn left(&self, account: &str, per_minute: u32) -> Option<u32> {
+        let mut conn = self.inner.quotas.get().ok()?;
+        gcra::left(&mut conn, account, per_minute)
+            .inspect_err(|e| tracing::warn!(error = %e, "cluster quota read failed"))
+            .ok()
     }
 
     /// Publishes on the channel; whether Redis took it.
@@ -205,11 +215,11 @@ impl Cluster {
         Ok(conn)
     }
 
-    fn run_listener(&self, broker: &Broker, auth: &Auth, resync: &dyn Fn()) {
+    fn run_listener(&self, broker: &Broker, auth: &Auth, hooks: &dyn Hooks) {
         let mut backoff = FIRST_BACKOFF;
         let mut starting = true;
         loop {
-            let error = self.listen_once(broker, auth, resync, &mut backoff);
+            let error = self.listen_once(broker, auth, hooks, &mut backoff);
             if self.inner.connected.swap(false, Ordering::Relaxed) {
                 tracing::error!(error = %error, "lost the connection to Redis; serving local subscribers only, reconnecting");
             } else if starting {
@@ -229,7 +239,7 @@ impl Cluster {
         &self,
         broker: &Broker,
         auth: &Auth,
-        resync: &dyn Fn(),
+        hooks: &dyn Hooks,
         backoff: &mut Duration,
     ) -> redis::RedisError {
         let mut conn = match self.connect() {
@@ -251,7 +261,7 @@ impl Cluster {
             retry_at: Instant::now(),
         };
         tracing::info!(node = %self.inner.node, "joined the cluster through Redis");
-        resync();
+        hooks.resync();
         loop {
             let message = match pubsub.get_message() {
                 Ok(message) => message,
@@ -263,14 +273,23 @@ impl Cluster {
                 continue;
             };
             let own = wire.node == self.inner.node;
-            receive(wire.event, own, broker, auth);
+            receive(wire.event, own, broker, auth, hooks);
         }
     }
 }
 
+/// What the layers above the cluster do with what its listener hears.
+pub trait Hooks: Send + 'static {
+    /// After every (re)connection to Redis: changes may have been missed meanwhile.
+    fn resync(&self);
+    /// Another node's change, once it is applied to this node's caches and
+    /// subscriptions.
+    fn changed(&self, change: &Change);
+}
+
 /// Applies an event here: messages from every node (this one's too), changes from
 /// the others (this node applied its own already).
-fn receive(event: Event, own: bool, broker: &Broker, auth: &Auth) {
+fn receive(event: Event, own: bool, broker: &Broker, auth: &Auth, hooks: &dyn Hooks) {
     match event {
         Event::Messages(messages) => {
             for json in messages {
@@ -279,7 +298,10 @@ fn receive(event: Event, own: bool, broker: &Broker, auth: &Auth) {
                 }
             }
         }
-        Event::Change(change) if !own => change.apply(auth, broker),
+        Event::Change(change) if !own => {
+            change.apply(auth, broker);
+            hooks.changed(&change);
+        }
         Event::Change(_) => {}
     }
 }

@@ -133,6 +133,9 @@ pub struct MeView {
     tier: String,
     /// Publishes per minute the tier allows; `null` for unlimited.
     publish_limit: Option<u32>,
+    /// What is left of that this minute (publishes that would be accepted now);
+    /// `null` for unlimited.
+    publish_remaining: Option<u32>,
     created_at: String,
 }
 
@@ -265,7 +268,8 @@ pub async fn me(principal: Principal, state: web::Data<AppState>) -> ApiResult<H
     let Me {
         user,
         publish_limit,
-    } = state.me(&principal)?;
+        publish_remaining,
+    } = state.me(&principal).await?;
     let UserInfo {
         id,
         email,
@@ -280,6 +284,7 @@ pub async fn me(principal: Principal, state: web::Data<AppState>) -> ApiResult<H
         username,
         tier,
         publish_limit,
+        publish_remaining,
         created_at: rfc3339(created_at),
     }))
 }

@@ -210,8 +210,10 @@ pub struct LoggedIn {
 /// An account as it sees itself.
 pub struct Me {
     pub user: Arc<UserInfo>,
-    /// Publishes per second its tier allows (`None`: unlimited).
+    /// Publishes per minute its tier allows (`None`: unlimited).
     pub publish_limit: Option<u32>,
+    /// What is left of that this minute (`None`: unlimited).
+    pub publish_remaining: Option<u32>,
 }
 
 impl Domain {
@@ -365,12 +367,14 @@ impl Domain {
             .await
     }
 
-    pub fn me(&self, principal: &Principal) -> ApiResult<Me> {
+    pub async fn me(&self, principal: &Principal) -> ApiResult<Me> {
         let user = principal.account()?.clone();
         let publish_limit = self.config.tier_limit(&user.tier);
+        let publish_remaining = self.limits.publish_left(&user.id, &user.tier).await;
         Ok(Me {
             user,
             publish_limit,
+            publish_remaining,
         })
     }
 }

@@ -12,6 +12,7 @@ use super::Domain;
 use crate::auth::permissions::{Action, Visibility};
 use crate::auth::secrets::new_id;
 use crate::auth::Principal;
+use crate::cluster::Change;
 use crate::db::webpush::{Queued, SubscriptionRow};
 use crate::error::{detail, ApiError, ApiResult, Missing};
 use crate::model::message::{Envelope, Message};
@@ -69,6 +70,10 @@ impl Domain {
         })
         .await?;
         self.push.watch(&topics);
+        let change = Change::PushSubscribed {
+            topics: topics.clone(),
+        };
+        self.changed(change).await?;
         Ok(Subscription { row, topics })
     }
 

@@ -277,8 +277,17 @@ try {
     await main().getByRole("link", { name: "Account" }).click();
     await main().getByText("free", { exact: true }).waitFor();
     await main().getByText("10 messages per minute").waitFor();
+    await main().getByText(/^\d+ of 10$/).waitFor();
     await axe(a, "account");
     await shoot(a, "account");
+    // Spend the rest of the minute by plain HTTP: the page then tells nothing is left.
+    let status = 200;
+    for (let i = 0; i < 11 && status === 200; i++) {
+      status = (await publish(topic, `spend ${i}`, { "X-API-Key": newKey })).status;
+    }
+    check(status === 429, `the quota ran out (${status})`);
+    await main().getByRole("button", { name: "Check again" }).click();
+    await main().getByText("0 of 10", { exact: true }).waitFor();
   });
 
   await step("at phone width the menu opens from the keyboard", async () => {

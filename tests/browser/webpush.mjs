@@ -81,6 +81,62 @@ try {
     check(sent.status === 200, `publish: ${sent.status}`);
   });
 
+  await step("the service worker shows a push as a notification; a click shows its topic", async () => {
+    // The browser's push service stands in: DevTools hands the worker a push, as
+    // Chromium does once it has decrypted one.
+    const cdp = await context.newCDPSession(page);
+    const registration = new Promise((resolve) => {
+      cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+        const ours = registrations.find((r) => r.scopeURL === `${BASE}/app/` && !r.isDeleted);
+        if (ours) resolve(ours.registrationId);
+      });
+    });
+    await cdp.send("ServiceWorker.enable");
+    const registrationId = await registration;
+    const pushed = { id: "m-1", topic, title: "Backup", message: "Backup done" };
+    await cdp.send("ServiceWorker.deliverPushMessage", {
+      origin: BASE,
+      registrationId,
+      data: JSON.stringify(pushed),
+    });
+    const shown = async () =>
+      page.evaluate(async () =>
+        (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({
+          title: n.title,
+          body: n.body,
+          tag: n.tag,
+          data: n.data,
+        })),
+      );
+    let notes = [];
+    for (let i = 0; i < 50 && notes.length === 0; i++) {
+      notes = await shown();
+      if (notes.length === 0) await page.waitForTimeout(100);
+    }
+    check(notes.length === 1, `one notification: ${JSON.stringify(notes)}`);
+    const [note] = notes;
+    check(note.title === "Backup" && note.body === "Backup done" && note.tag === "m-1", JSON.stringify(note));
+    check(note.data?.topic === topic, `it names its topic: ${JSON.stringify(note.data)}`);
+
+    // Away from the topic, a click on the notification brings the open app back to it.
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Topics" }).click();
+    await main().getByRole("heading", { name: "Topics" }).waitFor();
+    const worker = context.serviceWorkers().find((w) => w.url() === `${BASE}/app/sw.js`);
+    check(worker !== undefined, "the service worker is running");
+    // The same handler a click runs (a script's event cannot hold the worker with
+    // waitUntil, which a real click does).
+    await worker.evaluate(async () => {
+      const [n] = await self.registration.getNotifications();
+      try {
+        self.dispatchEvent(new NotificationEvent("notificationclick", { notification: n }));
+      } catch {}
+    });
+    await page.waitForURL(`${BASE}/app/topics/${topic}`);
+    await main().getByRole("heading", { name: topic, exact: true }).waitFor();
+    const left = await shown();
+    check(left.length === 0, `the clicked notification is closed: ${JSON.stringify(left)}`);
+  });
+
   await step("no script error, CSP violation or alert", async () => {
     check(problems.length === 0, problems.join("\n"));
   });

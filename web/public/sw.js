@@ -1,5 +1,5 @@
 // The web app's service worker: shows each Web Push (the message object, which the
-// browser has decrypted) as a notification, and opens its topic on a click.
+// browser has decrypted) as a notification, and shows its topic on a click.
 self.addEventListener("push", (event) => {
   let m = {};
   try {
@@ -16,11 +16,15 @@ self.addEventListener("push", (event) => {
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
   const topic = event.notification.data && event.notification.data.topic;
-  const url = new URL(topic ? `/app/topics/${encodeURIComponent(topic)}` : "/app/", self.location.origin).href;
-  event.waitUntil(
-    self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((open) => {
-      const same = open.find((c) => c.url === url);
-      return same ? same.focus() : self.clients.openWindow(url);
-    }),
-  );
+  event.waitUntil(show(topic ? `/app/topics/${encodeURIComponent(topic)}` : "/app/"));
 });
+
+// Shows `path` in a window of the app that is open (the app routes there itself, keeping
+// its session), else in a new window.
+async function show(path) {
+  const open = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  const app = open.find((c) => new URL(c.url).pathname.startsWith("/app/"));
+  if (!app) return self.clients.openWindow(path);
+  app.postMessage({ open: path });
+  return app.focus().catch(() => {});
+}

@@ -32,13 +32,6 @@ let access: string | null = null;
 let refreshToken: string | null = null;
 let signedOutListener: () => void = () => {};
 
-/** The publish limit's remainder, as the last publish answer told it. */
-export const lastRateLimit: { remaining: number | null; limit: number | null; at: Date | null } = {
-  remaining: null,
-  limit: null,
-  at: null,
-};
-
 export function accessToken(): string | null {
   return access;
 }
@@ -107,13 +100,6 @@ export async function call<T = unknown>(
       signedOutListener();
     }
   }
-  const limit = res.headers.get("X-RateLimit-Limit");
-  const remaining = res.headers.get("X-RateLimit-Remaining");
-  if (limit && remaining) {
-    lastRateLimit.limit = Number(limit);
-    lastRateLimit.remaining = Number(remaining);
-    lastRateLimit.at = new Date();
-  }
   return parse<T>(res);
 }
 
@@ -138,7 +124,9 @@ export function refresh(): Promise<boolean> {
   return refreshing;
 }
 
-export async function me(): Promise<User & { tier: string; publish_limit: number | null }> {
+export type Me = User & { tier: string; publish_limit: number | null; publish_remaining: number | null };
+
+export async function me(): Promise<Me> {
   return call("GET", "/api/me");
 }
 

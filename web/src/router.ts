@@ -12,6 +12,15 @@ function current(): string {
 const listeners = new Set<() => void>();
 window.addEventListener("popstate", () => listeners.forEach((l) => l()));
 
+// A click on a push notification, told by the service worker: show its topic here.
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.addEventListener("message", (e: MessageEvent) => {
+    const open: unknown = e.data?.open;
+    if (typeof open === "string" && open.startsWith(BASE)) navigate(open.slice(BASE.length));
+  });
+  navigator.serviceWorker.startMessages();
+}
+
 export function navigate(route: string, replace = false) {
   const url = BASE + route;
   if (replace) history.replaceState(null, "", url);

@@ -1,6 +1,6 @@
 // Settings: API Keys, Browser access and Account.
 import { useState } from "preact/hooks";
-import { call, enc, lastRateLimit, me, type ApiKey, type ClientAuth } from "./api";
+import { call, enc, me, type ApiKey, type ClientAuth } from "./api";
 import { link } from "./router";
 import {
   Confirm,
@@ -276,33 +276,32 @@ export function BrowserAccessPage() {
 
 export function AccountPage() {
   const account = useLoad(me);
-  const left = lastRateLimit;
+  const limit = account.data?.publish_limit ?? null;
   return (
     <>
       <PageHeader title="Account" />
       <SettingsNav current="settings/account" />
       <ErrorLine error={account.error} />
       {account.data && (
-        <dl class="facts">
-          <dt>Email</dt>
-          <dd>{account.data.email}</dd>
-          <dt>Username</dt>
-          <dd>{account.data.username}</dd>
-          <dt>Tier</dt>
-          <dd>{account.data.tier}</dd>
-          <dt>Publish limit</dt>
-          <dd>
-            {account.data.publish_limit === null ? "unlimited" : `${account.data.publish_limit} messages per minute`}
-          </dd>
-          <dt>Left this minute</dt>
-          <dd>
-            {left.remaining !== null && left.at && Date.now() - left.at.getTime() < 60_000
-              ? `${left.remaining} of ${left.limit} (as of your last publish, ${left.at.toLocaleTimeString()})`
-              : account.data.publish_limit === null
-                ? "unlimited"
-                : "shown after your next publish from this page"}
-          </dd>
-        </dl>
+        <>
+          <dl class="facts">
+            <dt>Email</dt>
+            <dd>{account.data.email}</dd>
+            <dt>Username</dt>
+            <dd>{account.data.username}</dd>
+            <dt>Tier</dt>
+            <dd>{account.data.tier}</dd>
+            <dt>Publish limit</dt>
+            <dd>{limit === null ? "unlimited" : `${limit} messages per minute`}</dd>
+            <dt>Left this minute</dt>
+            <dd>{limit === null ? "unlimited" : `${account.data.publish_remaining} of ${limit}`}</dd>
+          </dl>
+          {limit !== null && (
+            <button type="button" class="secondary" onClick={() => account.reload()}>
+              Check again
+            </button>
+          )}
+        </>
       )}
     </>
   );
