@@ -37,6 +37,29 @@ pub fn is_probe(path: &str) -> bool {
     PROBES.contains(&path)
 }
 
+/// A limiter of `limit` per period, made afresh or kept across a reload.
+trait Quotaed: Sized {
+    /// `None` for 0 (unlimited).
+    fn new(kind: Limit, limit: u32, period: Duration) -> Option<Self>;
+
+    /// Its limit and period.
+    fn quota(&self) -> (u32, Duration);
+
+    /// The limiter for `limit` per `period`: `old` when that is its quota already (so
+    /// what it counted holds), else a fresh one.
+    fn keep_or_new(
+        old: Option<&Arc<Self>>,
+        kind: Limit,
+        limit: u32,
+        period: Duration,
+    ) -> Option<Arc<Self>> {
+        match old {
+            Some(old) if old.quota() == (limit, period) => Some(old.clone()),
+            _ => Self::new(kind, limit, period).map(Arc::new),
+        }
+    }
+}
+
 /// A keyed limiter allowing `limit` per `period`: a burst of the whole quota, refilled
 /// evenly over the period.
 struct Limiter<K: Hash + Eq + Clone> {
@@ -47,8 +70,7 @@ struct Limiter<K: Hash + Eq + Clone> {
     limiter: Keyed<K>,
 }
 
-impl<K: Hash + Eq + Clone> Limiter<K> {
-    /// `None` for 0 (unlimited).
+impl<K: Hash + Eq + Clone> Quotaed for Limiter<K> {
     fn new(kind: Limit, limit: u32, period: Duration) -> Option<Self> {
         let n = NonZeroU32::new(limit)?;
         let quota = Quota::with_period(period / limit)?.allow_burst(n);
@@ -60,20 +82,12 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         })
     }
 
-    /// The limiter for `limit` per `period`: `old` when that is its quota already (so
-    /// what it counted holds), else a fresh one.
-    fn keep_or_new(
-        old: Option<&Arc<Self>>,
-        kind: Limit,
-        limit: u32,
-        period: Duration,
-    ) -> Option<Arc<Self>> {
-        match old {
-            Some(old) if old.limit == limit && old.period == period => Some(old.clone()),
-            _ => Self::new(kind, limit, period).map(Arc::new),
-        }
+    fn quota(&self) -> (u32, Duration) {
+        (self.limit, self.period)
     }
+}
 
+impl<K: Hash + Eq + Clone> Limiter<K> {
     fn check(&self, key: &K) -> Result<Allowance, ApiError> {
         match self.limiter.check_key(key) {
             Ok(state) => Ok(Allowance {
@@ -121,8 +135,7 @@ struct Cells {
     tat: DashMap<String, Instant>,
 }
 
-impl Cells {
-    /// `None` for 0 (unlimited).
+impl Quotaed for Cells {
     fn new(kind: Limit, limit: u32, window: Duration) -> Option<Self> {
         let interval = window.checked_div(limit)?.max(Duration::from_nanos(1));
         Some(Self {
@@ -135,20 +148,12 @@ impl Cells {
         })
     }
 
-    /// The quota of `limit` per `window`: `old` when that is its quota already (so
-    /// what it counted holds), else a fresh one.
-    fn keep_or_new(
-        old: Option<&Arc<Self>>,
-        kind: Limit,
-        limit: u32,
-        window: Duration,
-    ) -> Option<Arc<Self>> {
-        match old {
-            Some(old) if old.limit == limit && old.window == window => Some(old.clone()),
-            _ => Self::new(kind, limit, window).map(Arc::new),
-        }
+    fn quota(&self) -> (u32, Duration) {
+        (self.limit, self.window)
     }
+}
 
+impl Cells {
     /// How far ahead of `now` the key's theoretical arrival time is.
     fn ahead(&self, key: &str, now: Instant) -> Duration {
         (self.tat.get(key)).map_or(Duration::ZERO, |tat| tat.saturating_duration_since(now))

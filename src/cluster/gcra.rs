@@ -10,16 +10,31 @@ use std::time::Duration;
 
 use crate::error::Allowance;
 
+/// A script over one account's quota: the preamble both share, then `$rest`.
 /// KEYS[1]: the account's limiter key. ARGV[1]: milliseconds between two cells
-/// (a minute / quota); ARGV[2]: burst (the whole minute's quota).
-/// Returns {allowed, wait_ms, remaining}. The key expires once it is idle.
-const GCRA: &str = r"
+/// (a minute / quota); ARGV[2]: burst (the whole minute's quota). The preamble sets
+/// `now` (Redis' clock, ms), `interval`, `burst` and `tat`, the theoretical arrival
+/// time (no earlier than now).
+macro_rules! quota_script {
+    ($rest:literal) => {
+        concat!(
+            r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
+",
+            $rest
+        )
+    };
+}
+
+/// Charges one cell. Returns {allowed, wait_ms, remaining}. The key expires once it
+/// is idle.
+const GCRA: &str = quota_script!(
+    r"
 local new_tat = tat + interval
 local allow_at = new_tat - interval * burst
 if allow_at > now then
@@ -27,22 +42,18 @@ if allow_at > now then
 end
 redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
 return {1, 0, math.floor((now - allow_at) / interval)}
-";
+"
+);
 
-/// The same keys and arguments as [`GCRA`]; returns how many publishes the quota
-/// would take now, without charging any.
-const LEFT: &str = r"
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
+/// Returns how many cells the quota would give now, without charging any.
+const LEFT: &str = quota_script!(
+    r"
 local left = math.floor((now - (tat - interval * burst)) / interval)
 if left < 0 then left = 0 end
 if left > burst then left = burst end
 return left
-";
+"
+);
 
 static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA));
 static LEFT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LEFT));
