@@ -162,7 +162,11 @@ impl Cells {
     /// Charges one cell of `key`, or refuses it while the key is over its quota.
     fn take(&self, key: &str) -> Result<Allowance, ApiError> {
         let now = Instant::now();
-        let mut tat = self.tat.entry(key.to_string()).or_insert(now);
+        // A key seen before is found without allocating its copy.
+        let mut tat = match self.tat.get_mut(key) {
+            Some(tat) => tat,
+            None => self.tat.entry(key.to_string()).or_insert(now),
+        };
         let ahead = tat.saturating_duration_since(now);
         if ahead > self.tolerance {
             return Err(refused(self.kind, self.limit, ahead - self.tolerance));
@@ -376,35 +380,43 @@ impl Limits {
         account: &str,
         tier: &str,
     ) -> Result<Option<Allowance>, ApiError> {
-        let Some(limiter) = self.table().tiers.get(tier).cloned() else {
-            return Ok(None);
-        };
-        if let Some(cluster) = self.cluster.clone() {
-            let (id, per_minute) = (account.to_string(), limiter.limit);
-            let charged = crate::cores::block(move || cluster.charge(&id, per_minute)).await;
-            if let Ok(Some(charged)) = charged {
-                if charged.is_err() {
-                    METRICS.rate_limited(Limit::Publish);
-                }
-                return charged.map(Some);
+        let shared = |cluster: &Cluster, id: &str, per_minute| {
+            let charged = cluster.charge(id, per_minute)?;
+            if charged.is_err() {
+                METRICS.rate_limited(Limit::Publish);
             }
-        }
-        limiter.take(account).map(Some)
+            Some(charged)
+        };
+        (self.publish_quota(account, tier, shared, Cells::take).await).transpose()
     }
 
     /// What is left of `account`'s publish quota on `tier` this minute, without
     /// charging it: across the cluster when there is one and Redis answers. `None` for
     /// an unlimited tier.
     pub async fn publish_left(&self, account: &str, tier: &str) -> Option<u32> {
+        let shared = |cluster: &Cluster, id: &str, per_minute| cluster.left(id, per_minute);
+        self.publish_quota(account, tier, shared, Cells::left).await
+    }
+
+    /// Asks `tier`'s publish quota for `account`: `shared` asks the cluster's, when
+    /// there is a cluster and Redis answers (`None` when it cannot); else `here` asks
+    /// this node's. `None` for an unlimited tier.
+    async fn publish_quota<T: Send + 'static>(
+        &self,
+        account: &str,
+        tier: &str,
+        shared: impl FnOnce(&Cluster, &str, u32) -> Option<T> + Send + 'static,
+        here: impl FnOnce(&Cells, &str) -> T,
+    ) -> Option<T> {
         let limiter = self.table().tiers.get(tier).cloned()?;
         if let Some(cluster) = self.cluster.clone() {
             let (id, per_minute) = (account.to_string(), limiter.limit);
-            let left = crate::cores::block(move || cluster.left(&id, per_minute)).await;
-            if let Ok(Some(left)) = left {
-                return Some(left);
+            let answer = crate::cores::block(move || shared(&cluster, &id, per_minute)).await;
+            if let Ok(Some(answer)) = answer {
+                return Some(answer);
             }
         }
-        Some(limiter.left(account))
+        Some(here(&limiter, account))
     }
 
     /// Forgets keys whose quota is full again.
